@@ -1,0 +1,74 @@
+"""The `lmlab` command: one dispatcher, each subcommand owned by the module that does the work.
+
+A command module exposes `add_arguments(parser)` and `run(args) -> int`. Both must stay cheap to
+import (heavy imports go inside `run`) so that `lmlab --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from lmlab.errors import LmlabError
+
+# (group, command) -> (module, one-line help). group None means a top-level command.
+COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
+    (None, "sizes"): ("lmlab.models.cli", "print the registry of model sizes"),
+    (None, "scrub"): ("lmlab.data.scrub_cli", "replace personal data in text with typed placeholders"),
+    (None, "fit"): ("lmlab.analysis.cli_fit", "fit a scaling law to a study table"),
+    (None, "plan"): ("lmlab.analysis.cli_plan", "compute-optimal N and D for a budget, with a launch config"),
+    (None, "predict"): ("lmlab.analysis.cli_predict", "predict the loss of one (N, D) from a fitted law"),
+    ("runs", "collect"): ("lmlab.runs.collect", "collect run directories into a study table"),
+    ("runs", "status"): ("lmlab.runs.status", "expected vs completed, running, failed and missing runs"),
+    ("ladder", "plan"): ("lmlab.launch.ladder", "print the runs of a ladder and their total compute"),
+    ("launch", "render"): ("lmlab.launch.render", "write an sbatch script for a multi-node run"),
+}
+
+GROUP_HELP = {
+    "runs": "run directories: collect, status",
+    "ladder": "model ladders: plan",
+    "launch": "multi-node launch scripts: render",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmlab", description=__doc__.splitlines()[0])
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for (group, name), (module_name, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(module_name) is None:  # TODO(scaffold): remove once every module exists
+            continue
+        if group is None:
+            where = top
+        else:
+            if group not in groups:
+                gp = top.add_parser(group, help=GROUP_HELP[group])
+                groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            where = groups[group]
+        sub = where.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        _module(module_name).add_arguments(sub)
+    return parser
+
+
+def _module(name: str):
+    return importlib.import_module(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_module(args._module).run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except LmlabError as err:  # bad input: one clear line, no traceback
+        print(f"lmlab: error: {err}", file=sys.stderr)
+        return 2
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
