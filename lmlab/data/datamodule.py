@@ -1,0 +1,110 @@
+"""Batches for training: a pure function of (seed, micro-batch index, rank).
+
+Nothing about the loader's position is saved: a resumed run asks for micro-batches from
+global_step * accumulation onwards and sees exactly what an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from lmlab.data.shards import open_split, read_manifest
+from lmlab.errors import DataError
+
+
+class ShardWindows:
+    """Random access to windows of seq_len + 1 tokens across a split's shards."""
+
+    def __init__(self, shards: list[np.ndarray], seq_len: int, where: str):
+        self.shards = [s for s in shards if len(s) > seq_len + 1]
+        if not self.shards:
+            raise DataError(f"{where}: no shard holds more than seq_len + 1 = {seq_len + 1} tokens")
+        self.window = seq_len + 1
+        starts = np.array([len(s) - self.window + 1 for s in self.shards], dtype=np.int64)
+        self.cum_starts = np.concatenate([[0], np.cumsum(starts)])
+
+    @property
+    def n_starts(self) -> int:
+        return int(self.cum_starts[-1])
+
+    def gather(self, flat_starts: np.ndarray) -> torch.Tensor:
+        shard_idx = np.searchsorted(self.cum_starts, flat_starts, side="right") - 1
+        rows = np.empty((len(flat_starts), self.window), dtype=np.int64)
+        for row, (s, flat) in enumerate(zip(shard_idx, flat_starts)):
+            off = flat - self.cum_starts[s]
+            rows[row] = self.shards[s][off: off + self.window]
+        return torch.from_numpy(rows)
+
+
+class RandomWindows(IterableDataset):
+    """An endless stream of micro-batches; micro-batch i on rank r is drawn from rng(seed, i, r)."""
+
+    def __init__(self, windows: ShardWindows, micro_batch_size: int, seed: int, rank: int, start: int = 0):
+        self.windows, self.micro_batch_size = windows, micro_batch_size
+        self.seed, self.rank, self.start = seed, rank, start
+
+    def batch(self, index: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, index, self.rank])
+        return self.windows.gather(rng.integers(0, self.windows.n_starts, size=self.micro_batch_size))
+
+    def __iter__(self):
+        index = self.start
+        while True:
+            yield self.batch(index)
+            index += 1
+
+
+def validation_windows(shards: list[np.ndarray], seq_len: int, max_tokens: int) -> torch.Tensor:
+    """The fixed held-out set: consecutive non-overlapping windows from the start of the split."""
+    out, budget = [], max(max_tokens, seq_len + 1)
+    for shard in shards:
+        n = min(len(shard), budget) // (seq_len + 1)
+        if n:
+            out.append(np.asarray(shard[: n * (seq_len + 1)], dtype=np.int64).reshape(n, seq_len + 1))
+            budget -= n * (seq_len + 1)
+        if budget < seq_len + 1:
+            break
+    if not out:
+        raise DataError(f"validation split holds fewer than seq_len + 1 = {seq_len + 1} tokens")
+    return torch.from_numpy(np.concatenate(out))
+
+
+class TokenDataModule(L.LightningDataModule):
+    def __init__(self, data_dir: str | Path, seq_len: int, micro_batch_size: int, seed: int,
+                 val_tokens: int, accumulation: int, verify_checksums: bool = False):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.seq_len, self.micro_batch_size, self.seed = seq_len, micro_batch_size, seed
+        self.val_tokens, self.accumulation = val_tokens, accumulation
+        self.manifest = read_manifest(self.data_dir)
+        self.verify_checksums = verify_checksums
+        self.train_windows: ShardWindows | None = None
+        self.val: torch.Tensor | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_windows is None:
+            train = open_split(self.data_dir, "train", verify=self.verify_checksums)
+            self.train_windows = ShardWindows(train, self.seq_len, f"{self.data_dir} train split")
+            val = open_split(self.data_dir, "validation", verify=self.verify_checksums)
+            self.val = validation_windows(val, self.seq_len, self.val_tokens)
+
+    def train_dataloader(self) -> DataLoader:
+        # Called after a checkpoint is restored, so global_step is where the resumed run stands.
+        start = self.trainer.global_step * self.accumulation if self.trainer else 0
+        rank = self.trainer.global_rank if self.trainer else 0
+        stream = RandomWindows(self.train_windows, self.micro_batch_size, self.seed, rank, start)
+        return DataLoader(stream, batch_size=None, num_workers=0)
+
+    def val_batches(self, rank: int, world_size: int, batch_size: int) -> list[torch.Tensor]:
+        """This rank's share of the held-out windows, in fixed batches."""
+        mine = self.val[rank::world_size]
+        return list(mine.split(batch_size))

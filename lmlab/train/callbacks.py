@@ -1,0 +1,148 @@
+"""Callbacks that write the run record: train rows with throughput, validations, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+
+from lmlab.runs.record import RunRecord
+
+log = logging.getLogger("lmlab.train")
+
+
+def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
+    """Write to a temporary name and rename, so a kill mid-write never leaves a bad last.ckpt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    trainer.save_checkpoint(tmp)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+    trainer.strategy.barrier("lmlab_checkpoint")
+
+
+class OnStep(L.Callback):
+    """Calls on_step(trainer, module) once per optimizer step (not per micro-batch)."""
+
+    def __init__(self):
+        self.seen_step = -1
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.seen_step:
+            self.seen_step = trainer.global_step
+            self.on_step(trainer, module)
+
+    def on_step(self, trainer, module) -> None:
+        raise NotImplementedError
+
+
+class StepMetrics(OnStep):
+    """Appends a train row every `every` steps: loss, lr, grad norm, tokens/s, FLOP/s, MFU, data wait."""
+
+    def __init__(self, record: RunRecord, every: int, tokens_per_step: int, flops_per_token_6n: float,
+                 flops_per_token_exact: float, peak_flops: float | None, log_lines: bool):
+        super().__init__()
+        self.record, self.every, self.tokens_per_step = record, every, tokens_per_step
+        self.fpt_6n, self.fpt_exact = flops_per_token_6n, flops_per_token_exact
+        self.peak_flops, self.log_lines = peak_flops, log_lines
+        self.window_start = self.window_step = None
+        self.batch_end = None
+        self.data_wait = 0.0
+
+    def on_train_start(self, trainer, module) -> None:
+        self.window_start, self.window_step = time.perf_counter(), trainer.global_step
+        self.seen_step = trainer.global_step
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        # The gap since the last batch ended is spent fetching this one (and in Lightning's loop).
+        if self.batch_end is not None:
+            self.data_wait += time.perf_counter() - self.batch_end
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        self.batch_end = time.perf_counter()
+
+    def on_step(self, trainer, module) -> None:
+        step = trainer.global_step
+        if step % self.every and step != trainer.max_steps:
+            return
+        now = time.perf_counter()
+        dt = now - self.window_start
+        world = trainer.world_size
+        tokens_per_s = (step - self.window_step) * self.tokens_per_step / dt
+        flops_per_s = tokens_per_s * self.fpt_6n
+        row = {
+            "step": step,
+            "tokens": step * self.tokens_per_step,
+            "flops_6n": step * self.tokens_per_step * self.fpt_6n,
+            "flops_exact": step * self.tokens_per_step * self.fpt_exact,
+            "train_loss": module.take_step_loss(),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "grad_norm": module.grad_norm,
+            "tokens_per_s": tokens_per_s,
+            "flops_per_s": flops_per_s,
+            "mfu": flops_per_s / (self.peak_flops * world) if self.peak_flops else None,
+            "data_wait_frac": self.data_wait / dt,
+            "elapsed_s": module.elapsed(),
+        }
+        self.window_start, self.window_step, self.data_wait = now, step, 0.0
+        module.log("tok/s", tokens_per_s, prog_bar=True, logger=False)
+        if trainer.is_global_zero:
+            self.record.append_metrics(row)
+            if trainer.logger:
+                trainer.logger.log_metrics({k: v for k, v in row.items() if v is not None and k != "step"}, step)
+            if self.log_lines:
+                mfu = f" mfu {row['mfu']:.1%}" if row["mfu"] is not None else ""
+                log.info("step %d/%d  tokens %.3gM  loss %.4f  lr %.2e  %.0f tok/s%s",
+                         step, trainer.max_steps, row["tokens"] / 1e6, row["train_loss"], row["lr"],
+                         tokens_per_s, mfu)
+
+
+class ValidationMilestones(OnStep):
+    """Evaluates the held-out set at log-spaced steps (for curve fits) and at the last step."""
+
+    def __init__(self, record: RunRecord, milestones: list[int], batches_for_rank, tokens_per_step: int,
+                 flops_per_token_6n: float, flops_per_token_exact: float):
+        super().__init__()
+        self.record, self.milestones = record, set(milestones)
+        self.batches_for_rank = batches_for_rank
+        self.tokens_per_step, self.fpt_6n, self.fpt_exact = tokens_per_step, flops_per_token_6n, flops_per_token_exact
+        self.last: tuple[int, float] | None = None
+
+    def on_step(self, trainer, module) -> None:
+        if trainer.global_step in self.milestones:
+            self.validate(trainer, module)
+
+    def validate(self, trainer, module) -> float:
+        step = trainer.global_step
+        loss = module.evaluate(self.batches_for_rank(trainer.global_rank, trainer.world_size))
+        self.last = (step, loss)
+        module.log("val_loss", loss, prog_bar=True, logger=False)
+        if trainer.is_global_zero:
+            tokens = step * self.tokens_per_step
+            self.record.append_metrics({
+                "step": step, "tokens": tokens, "flops_6n": tokens * self.fpt_6n,
+                "flops_exact": tokens * self.fpt_exact, "val_loss": loss, "elapsed_s": module.elapsed(),
+            })
+            if trainer.logger:
+                trainer.logger.log_metrics({"val_loss": loss}, step)
+            log.info("step %d  validation loss %.4f", step, loss)
+        return loss
+
+
+class PeriodicCheckpoint(OnStep):
+    """Saves checkpoints/last.ckpt every `every` steps and at the last step."""
+
+    def __init__(self, record: RunRecord, every: int, tokens_per_step: int):
+        super().__init__()
+        self.record, self.every, self.tokens_per_step = record, every, tokens_per_step
+
+    def on_step(self, trainer, module) -> None:
+        step = trainer.global_step
+        if step % self.every == 0 or step == trainer.max_steps:
+            save_checkpoint(trainer, self.record.checkpoint)
+            if trainer.is_global_zero:
+                self.record.set_status("running", step=step, tokens=step * self.tokens_per_step)

@@ -1,0 +1,153 @@
+"""Structured configs for `lmlab-train`, registered in Hydra's ConfigStore.
+
+conf/train.yaml puts `train_schema` first in its defaults list, so every group file and every
+override is merged into these typed dataclasses: a misspelt key or a value of the wrong type fails
+at compose time, naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class Norm(str, Enum):
+    layernorm = "layernorm"
+    rmsnorm = "rmsnorm"
+
+
+class Mlp(str, Enum):
+    gelu = "gelu"
+    swiglu = "swiglu"
+
+
+class Positions(str, Enum):
+    learned = "learned"
+    rope = "rope"
+
+
+class Schedule(str, Enum):
+    cosine = "cosine"
+    wsd = "wsd"
+    constant = "constant"
+
+
+class Precision(str, Enum):
+    fp32 = "32"
+    bf16_mixed = "bf16-mixed"
+
+
+class Logger(str, Enum):
+    csv = "csv"
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+    none = "none"
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "${oc.env:LMLAB_DATA_DIR,data}"
+    runs_dir: str = "${oc.env:LMLAB_RUNS_DIR,runs}"
+
+
+@dataclass
+class RunConfig:
+    group: str = "default"  # the study or sweep: runs land in <runs_dir>/<group>/<run_id>
+    name: Optional[str] = None  # replaces the size name at the front of the run id
+    resume: bool = True  # find a finished run and skip it, an interrupted one and resume it
+
+
+@dataclass
+class ModelConfig:
+    size: str = "tiny"
+    seq_len: int = 128
+    n_layer: Optional[int] = None  # null: from the size registry
+    d_model: Optional[int] = None
+    n_head: Optional[int] = None
+    d_ff: Optional[int] = None
+    norm: Norm = Norm.layernorm
+    mlp: Mlp = Mlp.gelu
+    pos: Positions = Positions.learned
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    bias: bool = False
+
+
+@dataclass
+class DataConfig:
+    name: str = "sotu"
+    dir: str = "${paths.data_dir}/${data.name}"
+    prepare: bool = True  # prepare the preset of the same name when the directory is missing
+    verify_checksums: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # 0 disables clipping
+    min_lr_ratio: float = 0.1
+
+
+@dataclass
+class ScheduleConfig:
+    name: Schedule = Schedule.cosine
+    warmup_frac: float = 0.05
+    decay_frac: float = 0.2  # wsd only: the share of steps spent cooling down
+
+
+@dataclass
+class BudgetConfig:
+    tokens: Optional[int] = None
+    chinchilla_multiple: Optional[float] = None  # D = m * 20 * N (N total parameters)
+    flops: Optional[float] = None  # D = C / training FLOPs per token (exact count)
+
+
+@dataclass
+class TrainerConfig:
+    global_batch_size: int = 16  # sequences per optimizer step
+    micro_batch_size: int = 16  # sequences per device per forward pass
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: Precision = Precision.fp32
+    compile: bool = False
+    threads: Optional[int] = None  # torch CPU threads; null: torch's default
+    val_milestones: int = 8  # log-spaced validations, plus one at the end
+    val_tokens: int = 32768  # the fixed held-out set
+    ckpt_every_steps: int = 50
+    log_every_steps: int = 10
+    peak_flops: Optional[float] = None  # FLOP/s of one device for MFU; null: from the table or measured
+    progress_bar: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
+
+
+@dataclass
+class LoggerConfig:
+    name: Logger = Logger.csv
+    project: str = "lmlab"
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+register()
