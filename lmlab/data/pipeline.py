@@ -1,0 +1,130 @@
+"""The stages of one prepare, run in order into a fresh directory; each returns its counters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from lmlab.data.card import write_card
+from lmlab.data.encode import write_split_shards
+from lmlab.data.progress import batches_with_progress
+from lmlab.data.shards import ShardWriter, dtype_for_vocab, write_manifest
+from lmlab.data.sources import load_source
+from lmlab.data.splits import TRAIN, assign_splits
+from lmlab.data.tokenizer import build_tokenizer, eot_id, save_tokenizer
+from lmlab.errors import DataError
+
+log = logging.getLogger("lmlab.data")
+
+TOKENIZER_FILE = "tokenizer.json"
+READ_BATCH = 256
+FORMAT_VERSION = 1
+
+
+def text_stages():
+    """(name, function) of the stages that turn source text into clean text, in order.
+
+    Each function takes (dataset, its config section, num_proc) and returns (dataset, counters).
+    """
+    from lmlab.data.cleaning import clean_stage
+
+    return [("clean", clean_stage)]
+
+
+def build_corpus(cfg: dict, digest: str, out: Path) -> None:
+    import datasets
+
+    if not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+    cache = out / "hf_cache"
+    num_proc = int(cfg.get("num_proc") or os.cpu_count() or 1)
+    stages = []
+
+    t0 = time.monotonic()
+    ds, provenance = load_source(cfg["source"], cache)
+    stages.append(_record("source", None, ds, {}, t0))
+    _keep(ds, out, 1, "source", cfg)
+
+    for i, (name, fn) in enumerate(text_stages(), start=2):
+        t0, before = time.monotonic(), ds
+        ds, counters = fn(ds, cfg["clean"], num_proc)
+        stages.append(_record(name, before, ds, counters, t0))
+        if len(ds) == 0:
+            raise DataError(f"source {provenance['description']}: no documents left after stage {name!r} "
+                            f"(removed {counters.get('removed')})")
+        _keep(ds, out, i, name, cfg)
+
+    ds = ds.add_column("split", assign_splits(ds["id"], cfg["splits"], int(cfg["seed"])))
+    tok, tok_info = _tokenizer(cfg["tokenizer"], ds, out)
+    counts = _shards(cfg, ds, tok, tok_info, out)
+    shutil.rmtree(cache, ignore_errors=True)
+
+    manifest = {
+        "format_version": FORMAT_VERSION, "name": cfg["name"], "config_hash": digest,
+        "config": {k: cfg[k] for k in ("source", "clean", "tokenizer", "splits", "seed", "shard_tokens")},
+        "source": provenance, "vocab_size": tok_info["vocab_size"], "dtype": tok_info["dtype"],
+        "eot_id": tok_info["eot_id"], "eot_token": tok_info["eot_token"], "tokenizer_file": TOKENIZER_FILE,
+        "tokenizer_sha256": tok_info["sha256"], "splits": counts,
+    }
+    card = {"name": cfg["name"], "config_hash": digest, "source": provenance, "stages": stages,
+            "splits": {k: {"documents": v["documents"], "tokens": v["tokens"], "shards": len(v["shards"])}
+                       for k, v in counts.items()},
+            "tokenizer": tok_info, "clean_config": cfg["clean"]}
+    write_card(out, card)
+    write_manifest(out, manifest)
+
+
+def _record(name: str, before, after, counters: dict, t0: float) -> dict:
+    """Documents and words in and out of a stage, with the stage's own counters."""
+    rec = {"stage": name, "documents_out": len(after), "words_out": _words(after)}
+    rec["documents_in"] = len(before) if before is not None else rec["documents_out"]
+    rec["words_in"] = _words(before) if before is not None else rec["words_out"]
+    rec.update(counters)
+    log.info("stage %s: %d -> %d documents, %d -> %d words (%.1fs)", name, rec["documents_in"],
+             rec["documents_out"], rec["words_in"], rec["words_out"], time.monotonic() - t0)
+    return rec
+
+
+def _words(ds) -> int:
+    return sum(len(t.split()) for batch in ds.iter(batch_size=READ_BATCH) for t in batch["text"])
+
+
+def _keep(ds, out: Path, index: int, name: str, cfg: dict) -> None:
+    if cfg.get("keep_stages"):
+        ds.save_to_disk(str(out / "stages" / f"{index}-{name}"))
+
+
+def _tokenizer(cfg: dict, ds, out: Path):
+    train = ds.filter(lambda b: [s == TRAIN for s in b["split"]], batched=True, desc="train texts")
+
+    def texts():
+        for batch in batches_with_progress(train.iter(batch_size=READ_BATCH), "tokenizer", len(train)):
+            yield batch["text"]
+
+    t0 = time.monotonic()
+    tok = build_tokenizer(cfg, texts(), length=len(train))
+    sha = save_tokenizer(tok, out / TOKENIZER_FILE)
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    info = {"kind": cfg["kind"], "vocab_size": vocab, "eot_token": cfg["eot_token"],
+            "eot_id": eot_id(tok, cfg["eot_token"]), "sha256": sha, "dtype": dtype_for_vocab(vocab)}
+    log.info("stage tokenizer: vocabulary %d, sha256 %s (%.1fs)", vocab, sha[:12], time.monotonic() - t0)
+    return tok, info
+
+
+def _shards(cfg: dict, ds, tok, info: dict, out: Path) -> dict:
+    t0 = time.monotonic()
+    names = [TRAIN, *[k for k, v in cfg["splits"].items() if float(v) > 0]]
+    writers = {s: ShardWriter(out, s, info["dtype"], int(cfg["shard_tokens"])) for s in names}
+    batches = batches_with_progress(ds.select_columns(["text", "split"]).iter(batch_size=int(cfg["encode_batch"])),
+                                    "tokenize", len(ds))
+    counts = write_split_shards(tok, batches, info["eot_id"], writers)
+    for s, w in writers.items():
+        counts[s]["shards"] = w.close()
+    total = sum(c["tokens"] for c in counts.values())
+    log.info("stage shards: %d tokens (%s) in %.1fs", total,
+             ", ".join(f"{s} {c['tokens']}" for s, c in counts.items()), time.monotonic() - t0)
+    return counts
