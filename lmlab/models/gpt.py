@@ -1,0 +1,223 @@
+"""A GPT decoder as one plain nn.Module, readable top to bottom (nanoGPT's model.py is the taste).
+
+Pre-norm blocks (LayerNorm or RMSNorm), causal attention through
+F.scaled_dot_product_attention, a GELU or SwiGLU MLP, learned or rotary positions, optionally
+tied input/output embeddings, and GPT-2's init: every matrix N(0, 0.02), the two residual
+projections of each block N(0, 0.02/sqrt(2*n_layer)) so the residual stream's variance does
+not grow with depth. Parameter and FLOP counts live next door in lmlab.models.family.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmlab.errors import ConfigError
+
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
+POSITIONS = ("learned", "rope")
+
+
+def default_d_ff(d_model: int, mlp: str) -> int:
+    """4*d_model for GELU. SwiGLU has three matrices, so 8/3*d_model (rounded up to a multiple of 8)
+    keeps its parameter count equal to the GELU MLP's (Shazeer 2020, as in LLaMA)."""
+    return 8 * math.ceil(d_model / 3) if mlp == "swiglu" else 4 * d_model
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    seq_len: int  # the context length: the longest input, and the size of the position tables
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_ff: int | None = None  # None: default_d_ff(d_model, mlp); read the resolved value as .ff_dim
+    norm: str = "layernorm"
+    mlp: str = "gelu"
+    pos: str = "learned"
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    bias: bool = False  # biases in every Linear and LayerNorm (GPT-2 has them), never in the LM head
+
+    def __post_init__(self) -> None:
+        for key in ("vocab_size", "seq_len", "n_layer", "d_model", "n_head"):
+            _check_positive_int(key, getattr(self, key))
+        if self.d_ff is not None:
+            _check_positive_int("d_ff", self.d_ff)
+        for key, choices in (("norm", NORMS), ("mlp", MLPS), ("pos", POSITIONS)):
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"model.{key}={getattr(self, key)!r} is not one of {', '.join(choices)}")
+        for key in ("tie_embeddings", "bias"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"model.{key}={getattr(self, key)!r} must be true or false")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout={self.dropout!r} must be a number in [0, 1)")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"model.d_model={self.d_model} must be divisible by model.n_head={self.n_head}")
+        if self.pos == "rope" and self.head_dim % 2:
+            raise ConfigError(f"model.pos='rope' needs an even head size, got d_model/n_head={self.head_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def ff_dim(self) -> int:
+        return self.d_ff if self.d_ff is not None else default_d_ff(self.d_model, self.mlp)
+
+
+def _check_positive_int(key: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"model.{key}={value!r} must be a positive integer")
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight (Zhang & Sennrich 2019), computed in float32 for bf16 inputs."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def make_norm(cfg: GPTConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.d_model)
+    return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary positions (Su et al. 2021): rotate channel pairs of q and k by angles proportional to
+    the position, so that the score q_m . k_n depends on positions only through m - n."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [max_len, head_dim/2]
+        # Derived from the config, so not saved in checkpoints and not counted as parameters.
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, n_head, T, head_dim], rotated as if at positions 0..T-1."""
+        T = x.size(-2)
+        cos, sin = self.cos[:T], self.sin[:T]
+        x1, x2 = x.float().chunk(2, dim=-1)  # pair channel i with channel i + head_dim/2 (GPT-NeoX layout)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.dropout = cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+        self.rotary = Rotary(cfg.head_dim, cfg.seq_len) if cfg.pos == "rope" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    """GELU MLP (GPT-2, tanh approximation) or SwiGLU (Shazeer 2020): proj(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.d_model, cfg.ff_dim, bias=cfg.bias)
+        self.gate = nn.Linear(cfg.d_model, cfg.ff_dim, bias=cfg.bias) if cfg.mlp == "swiglu" else None
+        self.proj = nn.Linear(cfg.ff_dim, cfg.d_model, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate is None:
+            h = F.gelu(self.up(x), approximate="tanh")
+        else:
+            h = F.silu(self.gate(x)) * self.up(x)
+        return self.drop(self.proj(h))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.norm1 = make_norm(cfg)
+        self.attn = CausalSelfAttention(cfg)
+        self.norm2 = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.seq_len, cfg.d_model) if cfg.pos == "learned" else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        # The two projections that write into the residual stream: 2*n_layer additions in all.
+        residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx, targets: [B, T] token ids. Returns (logits [B, T, vocab], mean cross-entropy in nats or None)."""
+        T = idx.size(1)
+        if T > self.cfg.seq_len:
+            raise ConfigError(f"input length {T} exceeds model.seq_len={self.cfg.seq_len}")
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(T, device=idx.device))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.norm(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay every matrix, never a vector. Matrices are the Linear weights and, as in
+        GPT-2 and nanoGPT, the embeddings (with tied embeddings the token table is also the output
+        layer); vectors are norm weights and biases. A tied matrix appears once."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
