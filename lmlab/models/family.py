@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from enum import Enum
 
 from lmlab.errors import ConfigError
 from lmlab.models.gpt import GPT, GPTConfig
@@ -156,8 +157,8 @@ _MODEL_KEYS = {"size", *_SHAPE_KEYS, *_ARCH_KEYS}
 
 def resolve_config(model_cfg: Mapping | GPTConfig, vocab_size: int) -> GPTConfig:
     """A GPTConfig from the training config's `model` group: `size` names a registry entry, and
-    n_layer/d_model/n_head/seq_len/bias left null (or absent) come from it; without a size all
-    three shape keys are required. The other keys default as in GPTConfig."""
+    n_layer/d_model/n_head/seq_len/bias left null (or absent) come from it; without a size the four
+    shape keys are required. The other keys default as in GPTConfig."""
     if isinstance(model_cfg, GPTConfig):
         if model_cfg.vocab_size != vocab_size:
             raise ConfigError(f"model.vocab_size={model_cfg.vocab_size} differs from the data's vocab_size={vocab_size}")
@@ -165,7 +166,8 @@ def resolve_config(model_cfg: Mapping | GPTConfig, vocab_size: int) -> GPTConfig
     unknown = sorted(set(model_cfg) - _MODEL_KEYS)
     if unknown:
         raise ConfigError(f"unknown model key(s) {', '.join(unknown)}; expected some of: {', '.join(sorted(_MODEL_KEYS))}")
-    given = {k: v for k, v in model_cfg.items() if v is not None}
+    # Hydra structured configs hand choices over as (str, Enum) members: keep their plain values.
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in model_cfg.items() if v is not None}
     size = get_size(given["size"]) if "size" in given else None
     shape = {}
     for key in _SHAPE_KEYS:

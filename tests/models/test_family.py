@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -191,6 +193,16 @@ def test_resolve_config_explicit_keys_win_over_the_registry():
     assert resolve_config(dict(size="gpt2-small", bias=False), vocab_size=50257).bias is False
     shapes_only = resolve_config(dict(n_layer=1, d_model=16, n_head=2, seq_len=8), vocab_size=10)
     assert (shapes_only.n_layer, shapes_only.bias, shapes_only.norm) == (1, False, "layernorm")
+
+
+class Positions(str, Enum):  # how a Hydra structured config hands over a choice
+    learned = "learned"
+    rope = "rope"
+
+
+def test_resolve_config_takes_the_values_of_enum_choices():
+    cfg = resolve_config(MODEL_GROUP | dict(pos=Positions.rope), vocab_size=300)
+    assert type(cfg.pos) is str and cfg.pos == "rope"
 
 
 @pytest.mark.parametrize(("group", "fragment"), [
