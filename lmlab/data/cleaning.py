@@ -21,6 +21,7 @@ INLINE_SPACE = re.compile(r"[^\S\n]+")
 BLANK_LINES = re.compile(r"\n{3,}")
 LINE_END_PUNCT = (".", "!", "?", '"', "'", "\u201d", "\u2019", ":", ";", ")")
 SYMBOLS = ("#", "...", "\u2026")
+NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[\d_]|[^\w\s])+(?!\S)")  # digits, underscores, punctuation only
 EXAMPLES_PER_FILTER = 3
 EXAMPLE_CHARS = 300
 
@@ -55,7 +56,7 @@ def failed_filter(text: str, f: Mapping) -> str | None:
         if symbols / n > f["max_symbol_word_ratio"]:
             return "max_symbol_word_ratio"
     if f.get("min_alpha_word_fraction") is not None and n:
-        if sum(any(c.isalpha() for c in w) for w in words) / n < f["min_alpha_word_fraction"]:
+        if 1 - len(NO_LETTER_WORD.findall(text)) / n < f["min_alpha_word_fraction"]:
             return "min_alpha_word_fraction"
     lines = [line for line in text.split("\n") if line.strip()]
     if f.get("min_lines_end_punct") is not None and lines:

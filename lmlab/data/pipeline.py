@@ -31,8 +31,10 @@ def text_stages():
     Each function takes (dataset, its config section, num_proc) and returns (dataset, counters).
     """
     from lmlab.data.cleaning import clean_stage
+    from lmlab.data.dedup import dedup_stage
+    from lmlab.data.pii import pii_stage
 
-    return [("clean", clean_stage)]
+    return [("clean", clean_stage), ("dedup", dedup_stage), ("pii", pii_stage)]
 
 
 def build_corpus(cfg: dict, digest: str, out: Path) -> None:
@@ -50,9 +52,9 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
     _keep(ds, out, 1, "source", cfg)
 
     for i, (name, fn) in enumerate(text_stages(), start=2):
-        t0, before = time.monotonic(), ds
+        t0 = time.monotonic()
         ds, counters = fn(ds, cfg["clean"], num_proc)
-        stages.append(_record(name, before, ds, counters, t0))
+        stages.append(_record(name, stages[-1], ds, counters, t0))
         if len(ds) == 0:
             raise DataError(f"source {provenance['description']}: no documents left after stage {name!r} "
                             f"(removed {counters.get('removed')})")
@@ -78,11 +80,11 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
     write_manifest(out, manifest)
 
 
-def _record(name: str, before, after, counters: dict, t0: float) -> dict:
-    """Documents and words in and out of a stage, with the stage's own counters."""
+def _record(name: str, previous: dict | None, after, counters: dict, t0: float) -> dict:
+    """Documents and words in and out of a stage (what came out of the one before), with its own counters."""
     rec = {"stage": name, "documents_out": len(after), "words_out": _words(after)}
-    rec["documents_in"] = len(before) if before is not None else rec["documents_out"]
-    rec["words_in"] = _words(before) if before is not None else rec["words_out"]
+    rec["documents_in"] = previous["documents_out"] if previous else rec["documents_out"]
+    rec["words_in"] = previous["words_out"] if previous else rec["words_out"]
     rec.update(counters)
     log.info("stage %s: %d -> %d documents, %d -> %d words (%.1fs)", name, rec["documents_in"],
              rec["documents_out"], rec["words_in"], rec["words_out"], time.monotonic() - t0)

@@ -1,0 +1,228 @@
+"""Stage 4: replace personal data and secrets with typed placeholders such as <EMAIL>.
+
+Each detector is a regular expression for the shape plus, where the shape alone would also match
+ordinary numbers, a check: Luhn for card numbers, ISO 13616 mod-97 for IBANs, the issuing rules for
+US social security numbers, octet ranges for IPv4, `ipaddress` for IPv6, digit counts for phones.
+Detectors run in priority order and a span claimed by one is not looked at by the next.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lmlab.data.parallel import procs_for
+
+TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IPV6", "IPV4", "PHONE")
+
+SECRET_PATTERNS = [
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:[^\s@/]+@[^\s/]+\S*",        # URL with user:password@
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",                                     # AWS access key id
+    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b",   # GitHub tokens
+    r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",                                  # Slack tokens
+    r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",                          # Stripe keys
+    r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b",                          # OpenAI / Anthropic-style keys
+    r"\bAIza[0-9A-Za-z_-]{35}\b",                                         # Google API key
+    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",   # JSON web token
+    r"\bBearer (?P<v>[A-Za-z0-9._~+/-]{20,}=*)",                          # HTTP bearer token
+    # key = value assignments of credentials (the value only)
+    # (the value only, and only one with a digit or symbol: "best kept secret: community colleges" is prose)
+    r"(?i:\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd|pwd)"
+    r"[\"']?\s?[:=]\s?[\"']?)(?P<v>(?=[^\s\"',;]*[\d\W_])[^\s\"',;]{6,})",
+]
+EMAIL = r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
+IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+CARD = r"(?<![\w.,-])\d(?:[ -]?\d){12,18}(?![\w-]|[.,]\d)"
+SSN = r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])|(?i:\b(?:SSN|social security (?:number|no\.?))[:#]?\s?)(?P<v>\d{9})\b"
+IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![\w:]|\.\d)"
+OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4 = rf"(?<![\w.]){OCTET}(?:\.{OCTET}){{3}}(?![\w]|\.\d)"
+PHONE_NANP = r"(?<![\w+(.-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.,]\d)"
+PHONE_INTL = r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![\w-]|[.,]\d)"
+# Dotted numbers after these words are section or version numbers, not addresses.
+SECTION_WORDS = re.compile(r"(?i)(?:section|sec\.|§|article|art\.|chapter|paragraph|para\.|part|rule|title|"
+                           r"clause|version|v\.?|no\.|table|figure|fig\.)\s*$")
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20,
+    "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19,
+    "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(text: str, _: str = "") -> bool:
+    iban = text.replace(" ", "")
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def card_ok(text: str, _: str = "") -> bool:
+    digits = re.sub(r"[ -]", "", text)
+    if len(set(re.findall(r"[ -]", text))) > 1 or not 13 <= len(digits) <= 19:
+        return False
+    # Issuer prefixes: Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay.
+    if not re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]|2)|3(?:0[0-5]|[68])|35", digits):
+        return False
+    return luhn_ok(digits)
+
+
+def ssn_ok(text: str, _: str = "") -> bool:
+    digits = re.sub(r"\D", "", text)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def ipv6_ok(text: str, _: str = "") -> bool:
+    if text.count(":") < 2 or not re.search(r"[0-9A-Fa-f]", text):
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def ipv4_ok(text: str, before: str) -> bool:
+    return not SECTION_WORDS.search(before)
+
+
+def phone_ok(text: str, before: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("+"):
+        return 8 <= len(digits) <= 15
+    national = digits[1:] if len(digits) == 11 else digits
+    return len(national) == 10 and national[0] in "23456789" and national[3] in "23456789"
+
+
+Check = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """`pattern` finds one type; it runs only near matches of the cheap `gate` (within `margin`
+    characters), or on the whole text when `margin` is None and the gate matches anywhere."""
+
+    kind: str
+    pattern: re.Pattern
+    check: Check | None = None
+    gate: re.Pattern = re.compile(r"\d[\d().: -]{5,}\d")  # digits with phone/card/address separators
+    margin: int | None = 40
+
+
+def _gate(literals: str) -> re.Pattern:
+    return re.compile(literals)
+
+
+DETECTORS: list[Detector] = [
+    Detector("SECRET", re.compile(SECRET_PATTERNS[0]), gate=_gate("PRIVATE KEY"), margin=None),
+    Detector("SECRET", re.compile(SECRET_PATTERNS[1]), gate=_gate("://"), margin=300),
+    *[Detector("SECRET", re.compile(p), gate=_gate(g), margin=300) for p, g in zip(
+        SECRET_PATTERNS[2:10], ["AKIA|ASIA", "gh[pousr]_|github_pat_", "xox", "k_live_|k_test_", "sk-", "AIza",
+                                "eyJ", "Bearer "])],
+    Detector("SECRET", re.compile(SECRET_PATTERNS[10]), gate=_gate("[:=]"), margin=300),
+    Detector("EMAIL", re.compile(EMAIL), gate=_gate("@"), margin=300),
+    Detector("IBAN", re.compile(IBAN), iban_ok),
+    Detector("CREDIT_CARD", re.compile(CARD), card_ok),
+    Detector("US_SSN", re.compile(SSN), ssn_ok),
+    Detector("IPV6", re.compile(IPV6), ipv6_ok, gate=_gate(r":[0-9A-Fa-f:.]*:"), margin=60),
+    Detector("IPV4", re.compile(IPV4), ipv4_ok),
+    Detector("PHONE", re.compile(PHONE_INTL), phone_ok),
+    Detector("PHONE", re.compile(PHONE_NANP), phone_ok),
+]
+
+
+def _windows(text: str, det: Detector) -> list[tuple[int, int]]:
+    """Merged stretches of `text` around the gate's matches, where the detector's pattern runs."""
+    if det.margin is None:
+        return [(0, len(text))] if det.gate.search(text) else []
+    out: list[tuple[int, int]] = []
+    for m in det.gate.finditer(text):
+        start, end = max(0, m.start() - det.margin), min(len(text), m.end() + det.margin)
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def find_pii(text: str, types: frozenset[str] = frozenset(TYPES)) -> list[tuple[int, int, str]]:
+    """Non-overlapping (start, end, type) spans of personal data in `text`, in order."""
+    spans: list[tuple[int, int, str]] = []
+    windows: dict[tuple, list] = {}  # detectors that share a gate scan the text for it once
+    for det in DETECTORS:
+        if det.kind not in types:
+            continue
+        key = (det.gate.pattern, det.margin)
+        if key not in windows:
+            windows[key] = _windows(text, det)
+        for lo, hi in windows[key]:
+            for m in det.pattern.finditer(text, lo, hi):
+                # A pattern anchored on context ("password: ...") marks the value to replace as group v.
+                has_value = "v" in det.pattern.groupindex and m.group("v") is not None
+                start, end = m.span("v") if has_value else m.span()
+                if any(s < end and start < e for s, e, _ in spans):
+                    continue
+                if det.check is None or det.check(text[start:end], text[max(0, start - 20):start]):
+                    spans.append((start, end, det.kind))
+    return sorted(spans)
+
+
+def scrub(text: str, types: frozenset[str] = frozenset(TYPES)) -> tuple[str, Counter]:
+    """`text` with each piece of personal data replaced by <TYPE>, and the count per type."""
+    spans = find_pii(text, types)
+    if not spans:
+        return text, Counter()
+    out, pos = [], 0
+    for start, end, kind in spans:
+        out += [text[pos:start], f"<{kind}>"]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out), Counter(kind for _, _, kind in spans)
+
+
+def _scrub_batch(batch: dict, types: frozenset[str]) -> dict:
+    texts, counts = [], {f"_pii_{t}": [] for t in TYPES}
+    for text in batch["text"]:
+        new, found = scrub(text, types)
+        texts.append(new)
+        for t in TYPES:
+            counts[f"_pii_{t}"].append(found[t])
+    return {"text": texts, **counts}
+
+
+def pii_stage(ds, cfg: Mapping, num_proc: int):
+    """Replace personal data in every document; returns (dataset, counters with replacements per type)."""
+    pii = cfg.get("pii") or {}
+    if not pii.get("enabled", True):
+        return ds, {"replaced": {}}
+    types = frozenset(pii.get("types") or TYPES)
+    unknown = types - set(TYPES)
+    if unknown:
+        from lmlab.errors import ConfigError
+
+        raise ConfigError(f"clean.pii.types: unknown {sorted(unknown)}, expected some of {', '.join(TYPES)}")
+    marked = ds.map(_scrub_batch, batched=True, batch_size=64, fn_kwargs={"types": types},
+                    num_proc=procs_for(ds, num_proc), desc="pii")
+    cols = [f"_pii_{t}" for t in TYPES]
+    replaced = {t: int(sum(marked[f"_pii_{t}"])) for t in TYPES}
+    docs = int(sum(any(row) for row in zip(*(marked[c] for c in cols))))
+    return marked.remove_columns(cols), {"replaced": replaced, "documents_with_pii": docs}
