@@ -1,0 +1,53 @@
+"""Forecast where one run will end from its partial loss curve, L(D) = E + B D^-beta.
+
+Used to stop hopeless runs early (the forecast's whole interval is above a target) and to find
+Kaplan et al.'s compute-efficient stopping point (their App. B.5: stop about 10% above the
+converged loss E). The interval resamples curve points, which ignores their correlation along the
+curve, and a run whose learning rate still has to decay (cosine, WSD) will end lower than a
+constant-rate extrapolation: read the forecast as a bound for such runs, not a point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmlab.analysis.fit import Fit, bootstrap, fit_law
+from lmlab.analysis.laws import CURVE
+from lmlab.errors import FitError
+
+
+@dataclass
+class Forecast:
+    final_tokens: float
+    loss: float
+    lo: float
+    hi: float
+    fit: Fit
+
+    def hopeless(self, target_loss: float) -> bool:
+        """True when even the optimistic end of the interval misses the target: stop the run."""
+        return self.lo > target_loss
+
+
+def forecast_run(tokens, losses, final_tokens: float, *, discard_fraction: float = 0.2, n_resamples: int = 200,
+                 level: float = 0.95, seed: int = 0) -> Forecast:
+    """Fit the curve law to the points past the first `discard_fraction` of the tokens seen so far
+    (the warm-up transient fits no power law) and predict the loss at final_tokens."""
+    tokens, losses = np.asarray(tokens, dtype=float), np.asarray(losses, dtype=float)
+    if not final_tokens > 0:
+        raise FitError(f"final_tokens={final_tokens!r}; expected a positive token count")
+    keep = tokens >= discard_fraction * np.nanmax(tokens) if len(tokens) else np.zeros(0, dtype=bool)
+    fit = fit_law(CURVE, {"D": tokens[keep]}, losses[keep], columns={"D": "tokens", "L": "loss"})
+    boot = bootstrap(fit, n_resamples, level=level, seed=seed)
+    lo, hi = boot.interval(CURVE.predict_theta(boot.thetas, {"D": np.array([final_tokens])})[:, 0])
+    return Forecast(final_tokens=float(final_tokens), loss=float(fit.predict(D=final_tokens)[0]),
+                    lo=float(lo), hi=float(hi), fit=fit)
+
+
+def compute_efficient_tokens(params: dict, overshoot: float = 0.10) -> float:
+    """Tokens at which E + B D^-beta is (1 + overshoot) E: Kaplan et al.'s compute-efficient stop."""
+    if not overshoot > 0:
+        raise FitError(f"overshoot={overshoot!r}; expected a positive fraction of the converged loss")
+    return float((params["B"] / (overshoot * params["E"])) ** (1.0 / params["beta"]))

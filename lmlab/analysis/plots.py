@@ -1,0 +1,167 @@
+"""Figures of a study and its fits (matplotlib, Agg). Each function returns a Figure; `save_figure`
+writes it as PNG and SVG. All are callable from notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+from lmlab.analysis.approaches import Allocation  # noqa: E402
+from lmlab.analysis.fit import Fit  # noqa: E402
+from lmlab.analysis.plan import optimal_n, optimum  # noqa: E402
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _size_colors(ax, n):
+    norm = LogNorm(vmin=np.min(n), vmax=max(np.max(n), np.min(n) * 1.0001))
+    return norm, plt.colormaps["viridis"]
+
+
+def _colorbar(fig, ax, norm, cmap, label="N (parameters)"):
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
+
+
+def frontier(flops, loss) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest loss reached at or below each compute: the points on the lower-left envelope."""
+    order = np.argsort(flops)
+    c, l = np.asarray(flops)[order], np.asarray(loss)[order]
+    keep = l <= np.minimum.accumulate(l)
+    return c[keep], l[keep]
+
+
+def loss_vs_compute(flops, loss, n) -> plt.Figure:
+    """Every run's final loss against its compute, coloured by size, with the frontier."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    norm, cmap = _size_colors(ax, n)
+    ax.scatter(flops, loss, c=cmap(norm(n)), s=18, alpha=0.85)
+    fc, fl = frontier(flops, loss)
+    ax.plot(fc, fl, color="crimson", lw=1.5, label="frontier (lowest loss at <= C)")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="final loss (nats/token)",
+           title="Loss vs compute")
+    ax.legend(loc="upper right")
+    _colorbar(fig, ax, norm, cmap)
+    return fig
+
+
+def isoflop(alloc: Allocation, n, flops, loss, groups) -> plt.Figure:
+    """Approach 2: each compute budget's loss against N, its parabola and its minimum."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    norm = LogNorm(vmin=np.min(flops), vmax=max(np.max(flops), np.min(flops) * 1.0001))
+    cmap = plt.colormaps["plasma"]
+    n, flops, loss, groups = (np.asarray(v) for v in (n, flops, loss, groups))
+    for g in np.unique(groups):
+        sel = groups == g
+        ax.scatter(n[sel], loss[sel], color=cmap(norm(np.median(flops[sel]))), s=14)
+    for par in alloc.details["parabolas"]:
+        sel = np.isclose(flops, par["C"], rtol=0.2)
+        lo, hi = (np.log(n[sel]).min(), np.log(n[sel]).max()) if sel.any() else (np.log(n).min(), np.log(n).max())
+        x = np.linspace(lo, hi, 100)
+        ax.plot(np.exp(x), np.polyval(par["coefs"], x), color=cmap(norm(par["C"])), lw=1)
+    ax.scatter(alloc.n_points, alloc.loss_points, marker="*", s=90, color="black", zorder=3, label="minima")
+    ax.set(xscale="log", xlabel="N (parameters)", ylabel="final loss (nats/token)", title="IsoFLOP profiles")
+    ax.legend()
+    _colorbar(fig, ax, norm, cmap, label="compute C (FLOPs)")
+    return fig
+
+
+def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> plt.Figure:
+    """The fitted law with its bootstrap band and the held-out points.
+
+    Laws of N and D are drawn along their compute-optimal frontier against C = 6 N D; laws of
+    one input against that input."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    tradeoff = {"N", "D"} <= set(fit.law.inputs) or {"C", "M"} <= set(fit.law.inputs)
+    x_of = (lambda X: 6.0 * X["N"] * X["D"] if "N" in X else X["C"]) if tradeoff else (lambda X: X[fit.law.inputs[0]])
+    x_data = x_of(fit.X)
+    ax.scatter(x_data, fit.y, s=12, color="0.55", label="fitted points")
+    if held_X is not None:
+        ax.scatter(x_of(held_X), held_y, s=30, color="crimson", marker="D", label="held out")
+        x_data = np.r_[x_data, x_of(held_X)]
+    grid = np.geomspace(x_data.min(), x_data.max() * 3.0, 60) if fit.law.space == "log" \
+        else np.linspace(x_data.min(), x_data.max(), 60)
+    thetas = fit.theta[None] if fit.bootstrap is None else np.vstack([fit.theta, fit.bootstrap.thetas])
+    curves = np.empty((len(thetas), len(grid)))
+    for j, c in enumerate(grid):
+        if tradeoff:
+            curves[:, j] = optimum(fit, c, thetas)[1]
+        else:
+            curves[:, j] = fit.law.predict_theta(thetas, {fit.law.inputs[0]: np.array([c])})[:, 0]
+    label = "law at the compute-optimal N" if tradeoff else "law"
+    ax.plot(grid, curves[0], color="navy", lw=1.6, label=label)
+    if fit.bootstrap is not None:
+        lo, hi = fit.bootstrap.interval(curves[1:])
+        ax.fill_between(grid, lo, hi, color="navy", alpha=0.2, label=f"{fit.bootstrap.level:.0%} bootstrap band")
+    ax.set(xlabel="compute C = 6ND (FLOPs)" if tradeoff else fit.law.inputs[0], ylabel=fit.law.target,
+           title=f"{fit.law.name}: {fit.law.formula}")
+    if fit.law.space == "log":
+        ax.set(xscale="log", yscale="log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=8)
+    return fig
+
+
+def allocation(allocs: list[Allocation], fit: Fit | None = None) -> plt.Figure:
+    """N_opt(C) and D_opt(C) from approaches 1 and 2 (points and power laws) and approach 3 (a law)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    spans = [a.flops for a in allocs] + ([6.0 * fit.X["N"] * fit.X["D"]] if fit is not None else [])
+    lo, hi = min(s.min() for s in spans), max(s.max() for s in spans)
+    grid = np.geomspace(lo / 3, hi * 3, 50)
+    for a, color in zip(allocs, ("tab:green", "tab:orange")):
+        for ax, pts, law in ((axes[0], a.n_points, a.n_opt), (axes[1], a.d_points, a.d_opt)):
+            ax.scatter(a.flops, pts, s=14, color=color)
+            exp = law.exponent
+            ax.plot(grid, law(grid), color=color, label=f"approach {a.method}: exponent {exp:.3f}")
+    if fit is not None:
+        ns = np.array([optimal_n(fit, c)[0] for c in grid])
+        d = fit.derived
+        axes[0].plot(grid, ns, color="navy", label=f"approach 3: a = {d.get('a', float('nan')):.3f}")
+        axes[1].plot(grid, grid / (6 * ns), color="navy", label=f"approach 3: b = {d.get('b', float('nan')):.3f}")
+    for ax, name in zip(axes, ("N_opt", "D_opt")):
+        ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=name, title=f"{name}(C)")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def residuals(fit: Fit) -> plt.Figure:
+    """Residuals against the prediction and against each input: structure means a wrong form."""
+    r = fit.residuals()
+    pred = fit.law.predict_theta(fit.theta, fit.X)[0]
+    panels = [("prediction", pred), *fit.X.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    for ax, (name, x) in zip(axes[0], panels):
+        ax.scatter(x, r, s=10, color="tab:blue")
+        ax.axhline(0.0, color="black", lw=0.8)
+        if np.all(np.asarray(x) > 0) and fit.law.space == "log":
+            ax.set_xscale("log")
+        ax.set(xlabel=name, ylabel=f"residual ({fit.law.space})")
+    fig.suptitle(f"{fit.law.name} residuals")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_params", run: str = "run_id") -> plt.Figure:
+    """Each run's loss curve, coloured by its size."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    norm, cmap = _size_colors(ax, curves[size])
+    for _, g in curves.sort_values(x).groupby(run, sort=False):
+        ax.plot(g[x], g[y], color=cmap(norm(g[size].iloc[0])), lw=1)
+    ax.set(xscale="log", yscale="log", xlabel=x, ylabel=y, title="Loss curves")
+    _colorbar(fig, ax, norm, cmap)
+    return fig

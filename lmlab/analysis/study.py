@@ -1,0 +1,112 @@
+"""Study tables: load one (parquet or CSV), and pick out a law's inputs and target by column name.
+
+Defaults are the runs table's names (`lmlab runs collect`); any table works with other names.
+Inputs a table lacks are derived when the standard relations allow (C = 6 N D, M = D / N,
+Kaplan's S_min from steps, tokens per step and loss); the fit JSON records how each was obtained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lmlab.analysis.laws import Law, kaplan_s_min
+from lmlab.errors import DataError, FitError
+
+DEFAULT_COLUMNS = {"N": "n_params", "D": "tokens", "C": "flops_6n", "loss": "final_val_loss",
+                   "y": None, "S": "steps"}
+KAPLAN_B_STAR, KAPLAN_ALPHA_B = 2.0e8, 0.21
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"table {str(path)!r} does not exist; expected a .parquet or .csv file")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise DataError(f"table {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    path = Path(path)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        raise DataError(f"output {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
+
+
+def curves_path(study_path: str | Path) -> Path:
+    """Where the long-form curves table of a study lives: study.parquet -> study.curves.parquet."""
+    path = Path(study_path)
+    return path.with_name(f"{path.stem}.curves{path.suffix}")
+
+
+@dataclass
+class LawData:
+    X: dict                  # law input name -> values
+    y: np.ndarray            # the fitted quantity
+    sources: dict            # law input/target name -> column or the formula that derived it
+    index: np.ndarray        # the table rows used
+
+
+def completed_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows of finished runs when the table has a status column (runs tables do); the rest are kept."""
+    if "status" not in df.columns:
+        return df, 0
+    keep = df["status"] == "completed"
+    return df[keep], int((~keep).sum())
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in df.columns:
+        raise FitError(f"column {name!r} is not in the table; available: {', '.join(map(str, df.columns))}")
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+
+
+def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData:
+    """The law's inputs and target from df; `columns` maps N, D, C, loss, y, S to column names."""
+    cols = {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v is not None}}
+    y_col = cols["y"] or (cols["loss"] if law.space == "log" else None)
+    if y_col is None:
+        raise FitError(f"law {law.name!r} fits {law.target}; expected its column via --y-col")
+    have = set(df.columns)
+    values, sources = {}, {}
+
+    def get(key):
+        if key not in values:
+            values[key], sources[key] = _derive(key, df, cols, have, get, sources)
+        return values[key]
+
+    X = {name: get(name) for name in law.inputs}
+    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col},
+                   index=df.index.to_numpy())
+
+
+def _derive(key, df, cols, have, get, sources):
+    """One input: its column when present, else the relation that gives it from others."""
+    if key == "L":
+        return _column(df, cols["loss"]), cols["loss"]
+    if key in ("N", "D", "C") and cols[key] in have:
+        return _column(df, cols[key]), cols[key]
+    if key == "D" and cols["C"] in have:
+        return get("C") / (6.0 * get("N")), f"{cols['C']} / (6 * {cols['N']})"
+    if key == "C" and cols["D"] in have:
+        return 6.0 * get("N") * get("D"), f"6 * {cols['N']} * {cols['D']}"
+    if key == "M":
+        d = get("D")
+        return d / get("N"), f"({sources['D']}) / {cols['N']}"
+    if key == "S_min":
+        steps, tokens, loss = _column(df, cols["S"]), get("D"), _column(df, cols["loss"])
+        return (kaplan_s_min(steps, tokens / steps, loss, KAPLAN_B_STAR, KAPLAN_ALPHA_B),
+                f"S_min = {cols['S']} / (1 + B_crit({cols['loss']}) / B), B = tokens per step, "
+                f"B_crit(L) = {KAPLAN_B_STAR:g} / L^(1/{KAPLAN_ALPHA_B})")
+    raise FitError(f"column {cols.get(key)!r} for input {key} is not in the table; "
+                   f"available: {', '.join(map(str, df.columns))}")
+
