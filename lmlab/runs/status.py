@@ -1,0 +1,214 @@
+"""`lmlab runs status <dir>`: expected vs completed, running, failed (with the reason) and missing runs.
+
+<dir> is a Hydra sweep directory (it holds multirun.yaml): the expected runs are the sweep's jobs,
+each composed again from the recorded overrides to find its run directory. <dir> may also be any
+directory of run directories (a run group): then the expected runs are those found.
+
+A run whose status.json still says running or preempted is checked against SLURM (squeue, then
+sacct): a job that SLURM cancelled or killed is reported failed with SLURM's state, so a dead job
+never shows as running forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmlab.errors import ConfigError
+
+STATES = ("completed", "running", "failed", "missing")
+SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING", "CONFIGURING",
+               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
+
+
+@dataclass
+class RunState:
+    run_id: str
+    state: str  # completed | running | failed | missing
+    reason: str | None = None
+    overrides: list[str] = field(default_factory=list)  # the sweep job's overrides (empty for a found run)
+
+
+@dataclass
+class SweepStatus:
+    directory: Path
+    runs: list[RunState]
+    command: list[str] = field(default_factory=list)  # the sweep's own overrides, for rerun commands
+
+    def count(self, state: str) -> int:
+        return sum(r.state == state for r in self.runs)
+
+    def rerun_commands(self) -> list[str]:
+        """Commands that rerun what failed or is missing (completed runs are skipped by training)."""
+        todo = [r for r in self.runs if r.state in ("failed", "missing")]
+        if not todo:
+            return []
+        if not todo[0].overrides:  # found runs without a sweep: rerun from their own directory
+            return [f"lmlab-train --config-dir {shlex.quote(str(self.directory / r.run_id))} --config-name config"
+                    for r in todo]
+        merged = _merge_single_varying_key([r.overrides for r in todo])
+        return [" ".join(["lmlab-train", "-m", *map(shlex.quote, o)]) for o in merged]
+
+
+def _merge_single_varying_key(jobs: list[list[str]]) -> list[list[str]]:
+    """One sweep command if the jobs differ in one override only (seed=1,3), else one per job."""
+    if len(jobs) == 1:
+        return jobs
+    varying = [i for i in range(len(jobs[0])) if len({j[i] for j in jobs}) > 1]
+    same_keys = all(len(j) == len(jobs[0]) and [o.split("=")[0] for o in j] == [o.split("=")[0] for o in jobs[0]]
+                    for j in jobs)
+    if same_keys and len(varying) == 1:
+        i = varying[0]
+        key = jobs[0][i].split("=", 1)[0]
+        values = ",".join(j[i].split("=", 1)[1] for j in jobs)
+        return [jobs[0][:i] + [f"{key}={values}"] + jobs[0][i + 1:]]
+    return jobs
+
+
+def expand_sweep(task_overrides: list[str]) -> list[list[str]]:
+    """The job override lists of a Hydra basic sweep, in Hydra's order (cartesian product)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(task_overrides)
+    choices = []
+    for o in parsed:
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices.append([f"{key}={v}" for v in values])
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def _runs_dir_of(sweep_dir: Path, sweep_pattern: str) -> Path | None:
+    """runs_dir from the sweep dir when hydra.sweep.dir is `${paths.runs_dir}/a/b/c` (the default)."""
+    prefix = "${paths.runs_dir}/"
+    if not sweep_pattern.startswith(prefix):
+        return None
+    depth = len(sweep_pattern[len(prefix):].strip("/").split("/"))
+    return sweep_dir.parents[depth - 1]
+
+
+def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) -> Path:
+    """Compose one job's config as training would, and name its run directory as training does."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import lmlab.train.config  # noqa: F401  (the schema the train config composes onto)
+    from lmlab.runs.record import run_id
+    from lmlab.train.budget import plan_budget
+
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    c = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    # The budget tag depends on the budget keys alone; unit sizes give it without the data.
+    tag = plan_budget(c["budget"], n_params=1, flops_per_token=1.0, tokens_per_step=1).tag
+    return Path(c["paths"]["runs_dir"]) / c["run"]["group"] / run_id(c, tag)
+
+
+def load_sweep(sweep_dir: Path) -> tuple[list[list[str]], list[Path], list[str]]:
+    """(job overrides, run directories, sweep overrides) of a Hydra sweep directory."""
+    from omegaconf import OmegaConf
+
+    meta = OmegaConf.load(sweep_dir / "multirun.yaml")
+    hydra_cfg = meta.hydra
+    task = list(hydra_cfg.overrides.task)
+    main = [s.path for s in hydra_cfg.runtime.config_sources if s.provider == "main"]
+    if not main:
+        raise ConfigError(f"{sweep_dir}/multirun.yaml: no main config source recorded")
+    config_dir = main[0].removeprefix("file://")
+    runs_dir = _runs_dir_of(sweep_dir, OmegaConf.to_container(hydra_cfg.sweep, resolve=False)["dir"])
+    pin = [f"paths.runs_dir={runs_dir}"] if runs_dir else []
+    jobs = expand_sweep(task)
+    dirs = [expected_run_dir(config_dir, hydra_cfg.job.config_name, job + pin) for job in jobs]
+    return jobs, dirs, task
+
+
+def slurm_state(job_id: str) -> str | None:
+    """SLURM's state of a job (squeue while it is known there, else sacct); None if SLURM is not here."""
+    for cmd in (["squeue", "-h", "-j", job_id, "-o", "%T"], ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.split()
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return None
+        if out:
+            return out[-1]
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(run_dir: Path, overrides: list[str]) -> RunState:
+    from lmlab.runs.record import RunRecord, read_json
+
+    rec = RunRecord(run_dir)
+    name = run_dir.name
+    result = rec.result()
+    if result is not None:
+        return RunState(name, "completed" if result["status"] == "completed" else "failed", result.get("reason"),
+                        overrides)
+    status = rec.status()
+    if status is None:
+        return RunState(name, "missing", None, overrides)
+    if status["status"] in ("completed", "failed"):
+        return RunState(name, status["status"], status.get("reason"), overrides)
+    job = status.get("slurm_job_id")
+    if job:
+        state = slurm_state(str(job))
+        if state is not None and state.split()[0] not in SLURM_ALIVE:
+            return RunState(name, "failed", f"SLURM job {job} {state} at step {status.get('step')}", overrides)
+        return RunState(name, "running", f"SLURM job {job} {state or 'unknown'}, {status['status']} at step "
+                                         f"{status.get('step')}", overrides)
+    env_path = run_dir / "env.json"
+    env = read_json(env_path) if env_path.exists() else {}
+    if env.get("host") == status.get("host") == os.uname().nodename and env.get("pid") and not _pid_alive(env["pid"]):
+        return RunState(name, "failed", f"process {env['pid']} is gone ({status['status']} at step "
+                                        f"{status.get('step')}): relaunch to resume", overrides)
+    return RunState(name, "running", f"{status['status']} at step {status.get('step')}", overrides)
+
+
+def sweep_status(directory: Path) -> SweepStatus:
+    from lmlab.runs.record import find_runs
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"runs status: {directory} is not a directory")
+    if (directory / "multirun.yaml").exists():
+        jobs, dirs, task = load_sweep(directory)
+        return SweepStatus(directory, [run_state(d, job) for d, job in zip(dirs, jobs)], task)
+    found = find_runs(directory)
+    if not found:
+        raise ConfigError(f"runs status: {directory} holds neither multirun.yaml (a sweep) nor run directories")
+    return SweepStatus(directory, [run_state(d, []) for d in found])
+
+
+def render(status: SweepStatus) -> str:
+    width = max(len(r.run_id) for r in status.runs)
+    lines = [f"{r.run_id:<{width}}  {r.state:<9}  {r.reason or ''}".rstrip() for r in status.runs]
+    counts = ", ".join(f"{status.count(s)} {s}" for s in STATES)
+    lines += ["", f"{status.directory}: {len(status.runs)} expected: {counts}"]
+    commands = status.rerun_commands()
+    if commands:
+        lines += ["rerun what failed or is missing (completed runs are skipped):", *(f"  {c}" for c in commands)]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", type=Path, help="a Hydra sweep directory (multirun.yaml) or a run group")
+
+
+def run(args: argparse.Namespace) -> int:
+    status = sweep_status(args.directory)
+    print(render(status))
+    return 0 if status.count("completed") == len(status.runs) else 1
