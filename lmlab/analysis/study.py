@@ -7,6 +7,7 @@ Kaplan's S_min from steps, tokens per step and loss); the fit JSON records how e
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """Write by suffix to a temporary file, then rename: a failed write leaves the old table intact."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        df.to_csv(path, index=False)
-    else:
+    if path.suffix not in (".parquet", ".csv"):
         raise DataError(f"output {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def curves_path(study_path: str | Path) -> Path:

@@ -1,0 +1,130 @@
+"""`lmlab runs collect DIR... -o study.parquet`: run directories -> a runs table and a curves table.
+
+Runs table: one row per run with the flattened config (dotted keys: model.size, optim.lr, ...), the
+result (n_params, n_params_nonembedding, tokens, flops_6n, flops_exact, final_val_loss, ...), the
+status and its reason, and the last point of the metrics (last_tokens, last_val_loss, ...), so
+running, failed and preempted runs are kept and labelled, never dropped.
+Curves table (long form): run_id, kind (train | val), step, tokens, flops_6n, flops_exact, loss,
+and each run's n_params and n_params_nonembedding. It is written beside the runs table as
+<stem>.curves.<suffix>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STATUS_UNKNOWN = "unknown"
+ENV_KEYS = ("git_commit", "git_dirty", "host")
+CURVE_KEYS = ("step", "tokens", "flops_6n", "flops_exact", "elapsed_s")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", help="run directories, or directories holding them (searched recursively)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="the runs table (.parquet or .csv); the curves go to <stem>.curves.<suffix>")
+
+
+def run(args) -> int:
+    from lmlab.analysis.study import curves_path, write_table
+
+    runs, curves = collect(args.dirs)
+    write_table(runs, args.output)
+    write_table(curves, curves_path(args.output))
+    counts = runs["status"].value_counts().to_dict()
+    print(f"collected {len(runs)} run(s) ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) into "
+          f"{args.output} and {len(curves)} curve points into {curves_path(args.output)}")
+    return 0
+
+
+def find_run_dirs(paths) -> list[Path]:
+    """Every run directory at or under the given paths, once each, in a stable order."""
+    from lmlab.errors import DataError
+    from lmlab.runs.record import find_runs
+
+    found: dict[Path, None] = {}
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise DataError(f"run directory {str(p)!r} does not exist; expected a run directory or a folder of them")
+        dirs = find_runs(p)
+        if not dirs:
+            raise DataError(f"no run directories (holding config.yaml) under {str(p)!r}")
+        found.update((d.resolve(), None) for d in dirs)
+    return list(found)
+
+
+def collect(paths):
+    """(runs, curves) DataFrames from the run directories at or under `paths`."""
+    import pandas as pd
+
+    rows, curves = [], []
+    for run_dir in find_run_dirs(paths):
+        row, points = _collect_one(run_dir)
+        rows.append(row)
+        curves.extend(points)
+    runs = pd.DataFrame(rows)
+    curve_cols = ["run_id", "kind", *CURVE_KEYS, "loss", "n_params", "n_params_nonembedding"]
+    return runs, pd.DataFrame(curves, columns=curve_cols)
+
+
+def _collect_one(run_dir: Path):
+    from lmlab.errors import DataError
+    from lmlab.runs.record import load_run, read_jsonl
+
+    try:
+        record = load_run(run_dir)
+        metrics = read_jsonl(Path(record["metrics_path"]))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(f"run directory {str(run_dir)!r} has an unreadable record ({type(err).__name__}: {err})") from None
+    if not isinstance(record["config"], dict):
+        raise DataError(f"{str(run_dir / 'config.yaml')!r} holds {type(record['config']).__name__}; expected a mapping")
+    result = record["result"] or {}
+    status = record["status"] or {}
+    row = flatten(record["config"])
+    row.update(result)
+    row["run_id"] = result.get("run_id") or run_dir.name
+    row["run_dir"] = str(run_dir)
+    row["status"] = status.get("status") or result.get("status") or STATUS_UNKNOWN
+    row["reason"] = status.get("reason") if record["status"] else "no status.json"
+    row["updated_at"] = status.get("updated_at")
+    row["has_result"] = bool(record["result"])
+    for key in ENV_KEYS:
+        row[key] = (record["env"] or {}).get(key)
+    row["slurm_job_id"] = status.get("slurm_job_id")
+    row.update(_last_points(metrics))
+    points = [_curve_point(row, m) for m in metrics if "val_loss" in m or "train_loss" in m]
+    return row, points
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """{"model": {"size": "11m"}} -> {"model.size": "11m"}; lists become JSON text (one table cell)."""
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _last_points(metrics: list[dict]) -> dict:
+    """Where the run got to, from its metrics: what an unfinished run contributes."""
+    val = [m for m in metrics if "val_loss" in m]
+    train = [m for m in metrics if "train_loss" in m]
+    last = metrics[-1] if metrics else {}
+    return {"last_step": last.get("step"), "last_tokens": last.get("tokens"),
+            "last_val_loss": val[-1]["val_loss"] if val else None,
+            "last_train_loss": train[-1]["train_loss"] if train else None,
+            "n_val_points": len(val), "n_train_points": len(train)}
+
+
+def _curve_point(row: dict, m: dict) -> dict:
+    kind = "val" if "val_loss" in m else "train"
+    point = {"run_id": row["run_id"], "kind": kind, "loss": m["val_loss" if kind == "val" else "train_loss"],
+             "n_params": row.get("n_params"), "n_params_nonembedding": row.get("n_params_nonembedding")}
+    point.update({k: m.get(k) for k in CURVE_KEYS})
+    return point
