@@ -1,8 +1,8 @@
 """Stage 3: drop duplicate documents across the whole source, keeping the first of each group.
 
 Exact: sha256 of the text lower-cased with whitespace collapsed. Near: MinHash signatures over word
-shingles, candidate pairs from locality-sensitive hashing (bands of rows), confirmed when the
-signatures agree on at least `threshold` of their values (an estimate of the Jaccard similarity).
+shingles, candidate pairs from locality-sensitive hashing (bands of rows), confirmed when the exact
+Jaccard similarity of their shingle sets reaches `threshold`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -60,10 +60,12 @@ def minhash(text: str, ngram: int, a: np.ndarray, b: np.ndarray, chunk: int = 40
     return (sig >> np.uint64(32)).astype(np.uint32)
 
 
-def lsh_bands(num_perm: int, threshold: float) -> tuple[int, int]:
-    """(bands, rows) with bands * rows == num_perm whose S-curve midpoint (1/b)^(1/r) is nearest the threshold."""
-    pairs = [(b, num_perm // b) for b in range(1, num_perm + 1) if num_perm % b == 0]
-    return min(pairs, key=lambda br: abs((1 / br[0]) ** (1 / br[1]) - threshold))
+def lsh_bands(num_perm: int, threshold: float, recall: float = 0.9) -> tuple[int, int]:
+    """(bands, rows), bands * rows == num_perm: the most rows per band (fewest false candidates) for
+    which a pair at exactly the threshold still becomes a candidate with probability >= recall."""
+    pairs = [(num_perm // r, r) for r in range(1, num_perm + 1) if num_perm % r == 0]
+    ok = [(b, r) for b, r in pairs if 1 - (1 - threshold**r) ** b >= recall]
+    return max(ok, key=lambda br: br[1]) if ok else (num_perm, 1)
 
 
 def _signature_batch(batch: dict, ngram: int, a: np.ndarray, b: np.ndarray) -> dict:
@@ -71,18 +73,26 @@ def _signature_batch(batch: dict, ngram: int, a: np.ndarray, b: np.ndarray) -> d
             "_minhash": [minhash(t, ngram, a, b) for t in batch["text"]]}
 
 
-def near_duplicates(signatures: np.ndarray, threshold: float, bands: int, rows: int, drop: np.ndarray) -> dict:
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sorted arrays of distinct shingle hashes."""
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter) if len(a) + len(b) else 1.0
+
+
+def near_duplicates(signatures: np.ndarray, bands: int, rows: int, drop: np.ndarray,
+                    similar: Callable[[int, int], bool]) -> dict[int, int]:
     """Map each near-duplicate document index to the earlier kept document it duplicates.
 
-    Documents already in `drop` (exact duplicates) neither match nor are matched."""
+    LSH proposes candidates (documents that agree on all rows of some band); `similar(i, j)`
+    confirms them. Documents already in `drop` (exact duplicates) neither match nor are matched."""
     buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
     found: dict[int, int] = {}
     for i, sig in enumerate(signatures):
         if drop[i]:
             continue
         keys = [sig[k * rows:(k + 1) * rows].tobytes() for k in range(bands)]
-        candidates = {j for k, key in enumerate(keys) for j in buckets[k].get(key, ())}
-        match = next((j for j in sorted(candidates) if np.mean(signatures[j] == sig) >= threshold), None)
+        candidates = sorted({j for k, key in enumerate(keys) for j in buckets[k].get(key, ())})
+        match = next((j for j in candidates if similar(i, j)), None)
         if match is not None:
             found[i] = match
             continue
@@ -116,7 +126,12 @@ def dedup_stage(ds, cfg: Mapping, num_proc: int):
     if d.get("near", True):
         bands, rows = lsh_bands(num_perm, threshold)
         signatures = np.asarray(marked.with_format("numpy")["_minhash"], dtype=np.uint32)
-        near_of = near_duplicates(signatures, threshold, bands, rows, drop)
+
+        def similar(i: int, j: int) -> bool:  # exact Jaccard of the shingle sets, for candidates only
+            texts = marked.select_columns(["text"])
+            return jaccard(shingle_hashes(texts[i]["text"], ngram), shingle_hashes(texts[j]["text"], ngram)) >= threshold
+
+        near_of = near_duplicates(signatures, bands, rows, drop, similar)
         drop[list(near_of)] = True
     ids = marked["id"]
     counters = {"removed": {"exact_duplicate": len(exact_of), "near_duplicate": len(near_of)},

@@ -24,27 +24,30 @@ def encode_batch_ids(tok, texts: list[str], eot: int, dtype: str) -> tuple[np.nd
     return flat, lengths
 
 
-def write_split_shards(tok, batches: Iterable[Mapping], eot: int, writers: Mapping[str, ShardWriter]) -> dict:
+def write_split_shards(tok, batches: Iterable[Mapping], eot: int, writers: Mapping[str, ShardWriter],
+                       doc_tokens: list | None = None) -> dict:
     """Encode column batches (`text`, `split`) and route each document's ids to its split's writer.
 
     The next batch is encoded in a background thread while this one is written, so the cores stay
-    busy with tokenization (the tokenizer releases the GIL). Returns documents and tokens per split.
+    busy with tokenization (the tokenizer releases the GIL). Returns documents and tokens per split;
+    appends each document's token count (with its separator) to `doc_tokens` when given.
     """
     dtype = next(iter(writers.values())).dtype
     counts = {name: {"documents": 0, "tokens": 0} for name in writers}
+    doc_tokens = [] if doc_tokens is None else doc_tokens
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = None
         for batch in batches:
             job = (pool.submit(encode_batch_ids, tok, list(batch["text"]), eot, dtype), list(batch["split"]))
             if pending is not None:
-                _route(*pending, writers, counts)
+                doc_tokens.append(_route(*pending, writers, counts))
             pending = job
         if pending is not None:
-            _route(*pending, writers, counts)
+            doc_tokens.append(_route(*pending, writers, counts))
     return counts
 
 
-def _route(future, splits: list[str], writers: Mapping[str, ShardWriter], counts: dict) -> None:
+def _route(future, splits: list[str], writers: Mapping[str, ShardWriter], counts: dict) -> np.ndarray:
     flat, lengths = future.result()
     ends = np.cumsum(lengths)
     start = 0
@@ -55,3 +58,4 @@ def _route(future, splits: list[str], writers: Mapping[str, ShardWriter], counts
             counts[split]["tokens"] += int(ends[i] - start)
             start = int(ends[i])
         counts[split]["documents"] += 1
+    return lengths

@@ -20,7 +20,7 @@ TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IPV6", "IPV4", "PH
 
 SECRET_PATTERNS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:[^\s@/]+@[^\s/]+\S*",        # URL with user:password@
+    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:[^\s@/]+@[^\s/]*(?:\S*[^\s.,;:!?)\]}'\"])?",  # URL with user:password@
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",                                     # AWS access key id
     r"\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b",   # GitHub tokens
     r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",                                  # Slack tokens
@@ -28,11 +28,11 @@ SECRET_PATTERNS = [
     r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b",                          # OpenAI / Anthropic-style keys
     r"\bAIza[0-9A-Za-z_-]{35}\b",                                         # Google API key
     r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",   # JSON web token
-    r"\bBearer (?P<v>[A-Za-z0-9._~+/-]{20,}=*)",                          # HTTP bearer token
+    r"\bBearer (?P<v>[A-Za-z0-9._~+/-]{19,}[A-Za-z0-9_~+/]=*)",           # HTTP bearer token
     # key = value assignments of credentials (the value only)
     # (the value only, and only one with a digit or symbol: "best kept secret: community colleges" is prose)
     r"(?i:\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd|pwd)"
-    r"[\"']?\s?[:=]\s?[\"']?)(?P<v>(?=[^\s\"',;]*[\d\W_])[^\s\"',;]{6,})",
+    r"[\"']?\s?[:=]\s?[\"']?)(?P<v>(?=[^\s\"',;]*[\d\W_])[^\s\"',;]{5,}[^\s\"',;.:!?)\]}])",
 ]
 EMAIL = r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
 IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
@@ -41,8 +41,8 @@ SSN = r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])|(?i:\b(?:SSN|social security (?:num
 IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![\w:]|\.\d)"
 OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = rf"(?<![\w.]){OCTET}(?:\.{OCTET}){{3}}(?![\w]|\.\d)"
-PHONE_NANP = r"(?<![\w+(.-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.,]\d)"
-PHONE_INTL = r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![\w-]|[.,]\d)"
+PHONE_NANP = r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.,]\d)"
+PHONE_INTL = r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){2,6}(?![\w-]|[.,]\d)"
 # Dotted numbers after these words are section or version numbers, not addresses.
 SECTION_WORDS = re.compile(r"(?i)(?:section|sec\.|§|article|art\.|chapter|paragraph|para\.|part|rule|title|"
                            r"clause|version|v\.?|no\.|table|figure|fig\.)\s*$")
@@ -75,12 +75,21 @@ def iban_ok(text: str, _: str = "") -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+# Issuer prefix -> card lengths: Visa, Mastercard, Amex, Discover, UnionPay, Diners, JCB.
+CARD_BRANDS = [(r"4", (13, 16, 19)), (r"5[1-5]|2[2-7]", (16,)), (r"3[47]", (15,)),
+               (r"6(?:011|5|4[4-9])|62", (16, 17, 18, 19)), (r"3(?:0[0-5]|[68])", (14, 15, 16, 17, 18, 19)),
+               (r"35", (16, 17, 18, 19))]
+
+
 def card_ok(text: str, _: str = "") -> bool:
     digits = re.sub(r"[ -]", "", text)
-    if len(set(re.findall(r"[ -]", text))) > 1 or not 13 <= len(digits) <= 19:
-        return False
-    # Issuer prefixes: Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay.
-    if not re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]|2)|3(?:0[0-5]|[68])|35", digits):
+    groups = [len(g) for g in re.split(r"[ -]", text)]
+    if len(groups) > 1:  # printed cards group digits 4-4-4-4(-k) or, for Amex and Diners, 4-6-5 / 4-6-4
+        if len(set(re.findall(r"[ -]", text))) > 1:
+            return False
+        if not (set(groups[:-1]) == {4} and 1 <= groups[-1] <= 4 or groups in ([4, 6, 5], [4, 6, 4])):
+            return False
+    if not any(re.match(prefix, digits) and len(digits) in lengths for prefix, lengths in CARD_BRANDS):
         return False
     return luhn_ok(digits)
 

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from lmlab.data.card import write_card
 from lmlab.data.encode import write_split_shards
 from lmlab.data.progress import batches_with_progress
@@ -21,6 +23,7 @@ from lmlab.errors import DataError
 log = logging.getLogger("lmlab.data")
 
 TOKENIZER_FILE = "tokenizer.json"
+DOCUMENTS_FILE = "documents.parquet"
 READ_BATCH = 256
 FORMAT_VERSION = 1
 
@@ -70,7 +73,7 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
         "config": {k: cfg[k] for k in ("source", "clean", "tokenizer", "splits", "seed", "shard_tokens")},
         "source": provenance, "vocab_size": tok_info["vocab_size"], "dtype": tok_info["dtype"],
         "eot_id": tok_info["eot_id"], "eot_token": tok_info["eot_token"], "tokenizer_file": TOKENIZER_FILE,
-        "tokenizer_sha256": tok_info["sha256"], "splits": counts,
+        "tokenizer_sha256": tok_info["sha256"], "splits": counts, "documents_file": DOCUMENTS_FILE,
     }
     card = {"name": cfg["name"], "config_hash": digest, "source": provenance, "stages": stages,
             "splits": {k: {"documents": v["documents"], "tokens": v["tokens"], "shards": len(v["shards"])}
@@ -117,15 +120,26 @@ def _tokenizer(cfg: dict, ds, out: Path):
     return tok, info
 
 
+def _write_documents(out: Path, ds, doc_tokens: np.ndarray) -> None:
+    """documents.parquet: each document's id, split and token count (with its separator), in stream order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": ds["id"], "split": ds["split"], "tokens": doc_tokens.astype(np.int64)})
+    pq.write_table(table, out / DOCUMENTS_FILE)
+
+
 def _shards(cfg: dict, ds, tok, info: dict, out: Path) -> dict:
     t0 = time.monotonic()
     names = [TRAIN, *[k for k, v in cfg["splits"].items() if float(v) > 0]]
     writers = {s: ShardWriter(out, s, info["dtype"], int(cfg["shard_tokens"])) for s in names}
     batches = batches_with_progress(ds.select_columns(["text", "split"]).iter(batch_size=int(cfg["encode_batch"])),
                                     "tokenize", len(ds))
-    counts = write_split_shards(tok, batches, info["eot_id"], writers)
+    doc_tokens: list = []
+    counts = write_split_shards(tok, batches, info["eot_id"], writers, doc_tokens)
     for s, w in writers.items():
         counts[s]["shards"] = w.close()
+    _write_documents(out, ds, np.concatenate(doc_tokens))
     total = sum(c["tokens"] for c in counts.values())
     log.info("stage shards: %d tokens (%s) in %.1fs", total,
              ", ".join(f"{s} {c['tokens']}" for s, c in counts.items()), time.monotonic() - t0)
