@@ -1,0 +1,145 @@
+"""`lmlab launch render`: an sbatch script for one big run on N nodes x G GPUs.
+
+The script (slurm/templates/multinode.sbatch.in) starts one task per device with srun, so
+Lightning's SLURM environment picks up ranks; it asks for USR2 before the time limit and at
+preemption, forwards it to the tasks (which checkpoint at the next step and stop), and then
+requeues itself; the requeued job resumes from the run's last checkpoint. Options come from the
+command line or a YAML file (--config) with the same keys; `--check` asks SLURM (sbatch --test-only)
+whether the job could run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from lmlab.errors import ConfigError
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "slurm" / "templates" / "multinode.sbatch.in"
+OPTIONS = {  # key: (type, default, help)
+    "nodes": (int, 1, "nodes"),
+    "gpus_per_node": (int, 8, "GPUs per node, one task each (0: CPU tasks, see --tasks-per-node)"),
+    "tasks_per_node": (int, None, "tasks per node on CPU nodes (default: gpus_per_node)"),
+    "cpus_per_task": (int, 8, "CPUs per task"),
+    "mem_gb": (int, None, "memory per node in GB (default: SLURM's)"),
+    "time": (str, "24:00:00", "time limit per job, [D-]HH:MM:SS; the run requeues past it"),
+    "partition": (str, None, "partition"),
+    "account": (str, None, "account"),
+    "qos": (str, None, "quality of service"),
+    "name": (str, "lmlab", "job name"),
+    "signal_delay_s": (int, 120, "seconds before the time limit at which the run checkpoints"),
+    "log_dir": (str, "runs/slurm-logs", "where the job's output goes"),
+    "python": (str, sys.executable, "the Python that runs lmlab.train on the nodes"),
+}
+TIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")
+SET_BY_RENDER = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator")
+
+
+def load_options(config: Path | None, cli: dict) -> dict:
+    """Defaults, then the YAML file, then command-line values that were given."""
+    from omegaconf import OmegaConf
+
+    opts = {k: default for k, (_, default, _) in OPTIONS.items()} | {"setup": [], "overrides": []}
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError(f"--config {config}: no such file")
+        loaded = OmegaConf.to_container(OmegaConf.load(config), resolve=True)
+        unknown = set(loaded) - set(opts)
+        if unknown:
+            raise ConfigError(f"--config {config}: unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"expected some of {', '.join(sorted(opts))}")
+        opts.update(loaded)
+    opts.update({k: v for k, v in cli.items() if v not in (None, [])})
+    return check_options(opts)
+
+
+def check_options(opts: dict) -> dict:
+    for key, (kind, _, _) in OPTIONS.items():
+        value = opts[key]
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(f"launch {key}={value!r}: expected {kind.__name__}")
+    if opts["nodes"] < 1:
+        raise ConfigError(f"launch nodes={opts['nodes']}: expected at least 1")
+    if opts["gpus_per_node"] < 0:
+        raise ConfigError(f"launch gpus_per_node={opts['gpus_per_node']}: expected 0 or more")
+    if opts["gpus_per_node"] > 0 and opts["tasks_per_node"] not in (None, opts["gpus_per_node"]):
+        raise ConfigError(f"launch tasks_per_node={opts['tasks_per_node']} with gpus_per_node="
+                          f"{opts['gpus_per_node']}: one task per GPU, leave tasks_per_node unset")
+    if not TIME.match(opts["time"]):
+        raise ConfigError(f"launch time={opts['time']!r}: expected [D-]HH:MM:SS")
+    for o in opts["overrides"]:
+        if "=" not in o:
+            raise ConfigError(f"training override {o!r}: expected key=value")
+        if o.split("=", 1)[0].lstrip("+~") in SET_BY_RENDER:
+            raise ConfigError(f"training override {o!r}: {', '.join(SET_BY_RENDER)} follow --nodes/--gpus-per-node")
+    return opts
+
+
+def render_script(opts: dict) -> str:
+    gpus = opts["gpus_per_node"]
+    tasks = gpus or opts["tasks_per_node"] or 1
+    resources = [f"--cpus-per-task={opts['cpus_per_task']}"]
+    resources += [f"--gpus-per-node={gpus}"] if gpus else []
+    resources += [f"--mem={opts['mem_gb']}G"] if opts["mem_gb"] else []
+    resources += [f"--{k}={opts[k]}" for k in ("partition", "account", "qos") if opts[k]]
+    train = [opts["python"], "-u", "-m", "lmlab.train", *opts["overrides"],
+             f"trainer.accelerator={'gpu' if gpus else 'cpu'}", f"trainer.devices={tasks}",
+             f"trainer.num_nodes={opts['nodes']}"]
+    fill = {
+        "NAME": opts["name"], "NODES": str(opts["nodes"]), "TASKS": str(tasks), "TIME": opts["time"],
+        "RESOURCES": "".join(f"#SBATCH {r}\n" for r in resources), "LOGDIR": opts["log_dir"],
+        "SIGNAL_DELAY": str(opts["signal_delay_s"]),
+        "SETUP": "\n".join(opts["setup"]) or "# (no set-up commands)",
+        "COMMAND": " ".join(shlex.quote(a) for a in train),
+    }
+    text = TEMPLATE.read_text()
+    for key, value in fill.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def sbatch_test_only(script: Path) -> str:
+    """SLURM's verdict on the script; a refusal is a ConfigError carrying SLURM's message."""
+    try:
+        proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise ConfigError("--check: sbatch not found on PATH") from None
+    message = "; ".join(line.strip().removeprefix("sbatch: error: ") for line in proc.stderr.splitlines()
+                        if line.strip())
+    if proc.returncode != 0:
+        raise ConfigError(f"SLURM refuses {script}: {message}")
+    return message
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="training overrides (key=value), as for lmlab-train")
+    parser.add_argument("--config", type=Path, help="a YAML file with any of the options below, plus "
+                                                    "`setup` (list of shell lines) and `overrides` (list)")
+    for key, (kind, _, help_text) in OPTIONS.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, default=None, help=help_text)
+    parser.add_argument("--setup", action="append", default=[], help="a shell line run before srun (repeatable)")
+    parser.add_argument("--out", type=Path, help="write the script here (default: standard output)")
+    parser.add_argument("--check", action="store_true", help="ask SLURM: sbatch --test-only on the written script")
+
+
+def run(args: argparse.Namespace) -> int:
+    cli = {k: getattr(args, k) for k in OPTIONS} | {"setup": args.setup, "overrides": args.overrides}
+    opts = load_options(args.config, cli)
+    script = render_script(opts)
+    if args.check and args.out is None:
+        raise ConfigError("--check needs --out FILE (sbatch tests a file)")
+    if args.out is None:
+        print(script, end="")
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Path(opts["log_dir"]).mkdir(parents=True, exist_ok=True)  # SLURM does not create it
+    args.out.write_text(script)
+    args.out.chmod(0o755)
+    print(f"wrote {args.out}")
+    if args.check:
+        print(f"sbatch --test-only: {sbatch_test_only(args.out)}")
+    return 0
