@@ -95,13 +95,13 @@ def _fit_law(args, law, df, notes) -> dict:
     from lmlab.analysis.fit import bootstrap, fit_law
     from lmlab.analysis.fitjson import fit_to_json
     from lmlab.analysis.holdout import holdout_mask, holdout_report
-    from lmlab.analysis.study import law_data
+    from lmlab.analysis.study import law_data, standard_inputs
 
     data = law_data(df, law, _columns(args))
     fit_rows = np.ones(len(data.y), dtype=bool)
     held = None
     if args.holdout:
-        held = holdout_mask(args.holdout, data.X, df)
+        held = holdout_mask(args.holdout, {**standard_inputs(df, _columns(args)), **data.X}, df)
         fit_rows = ~held
     X_fit = {k: v[fit_rows] for k, v in data.X.items()}
     fit = fit_law(law, X_fit, data.y[fit_rows], columns=data.sources)
@@ -212,5 +212,5 @@ def _check_positive(cols: dict) -> None:
         bad = ~np.isfinite(v) | (v <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise FitError(f"column for {name} has {int(bad.sum())} bad value(s) (first: row {i} = {v[i]!r}); "
+            raise FitError(f"column for {name} has {int(bad.sum())} bad value(s) (first: row {i} = {float(v[i])!r}); "
                            f"expected finite and > 0")

@@ -67,7 +67,7 @@ def check_data(law: Law, X: dict, y: np.ndarray, columns: dict | None = None) ->
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             need = "finite and > 0" if positive else "finite"
-            raise FitError(f"column {col!r} has {int(bad.sum())} bad value(s) (first: row {i} = {values[i]!r}); "
+            raise FitError(f"column {col!r} has {int(bad.sum())} bad value(s) (first: row {i} = {float(values[i])!r}); "
                            f"expected {need}")
     if len(y) < law.n_params:
         raise FitError(f"law {law.name!r} has {law.n_params} parameters but only {len(y)} data point(s) were "

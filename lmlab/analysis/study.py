@@ -80,10 +80,33 @@ def _column(df: pd.DataFrame, name: str) -> np.ndarray:
 
 def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData:
     """The law's inputs and target from df; `columns` maps N, D, C, loss, y, S to column names."""
-    cols = {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v is not None}}
+    cols = _with_defaults(columns)
     y_col = cols["y"] or (cols["loss"] if law.space == "log" else None)
     if y_col is None:
         raise FitError(f"law {law.name!r} fits {law.target}; expected its column via --y-col")
+    get, sources = _deriver(df, cols)
+    X = {name: get(name) for name in law.inputs}
+    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col},
+                   index=df.index.to_numpy())
+
+
+def standard_inputs(df: pd.DataFrame, columns: dict | None = None) -> dict:
+    """Whichever of N, D and C the table gives (directly or derived): what holdout rules may name."""
+    get, _ = _deriver(df, _with_defaults(columns))
+    out = {}
+    for key in ("N", "D", "C"):
+        try:
+            out[key] = get(key)
+        except FitError:
+            continue  # the table lacks it; a rule naming it fails with its own message
+    return out
+
+
+def _with_defaults(columns: dict | None) -> dict:
+    return {**DEFAULT_COLUMNS, **{k: v for k, v in (columns or {}).items() if v is not None}}
+
+
+def _deriver(df, cols):
     have = set(df.columns)
     values, sources = {}, {}
 
@@ -92,9 +115,7 @@ def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData
             values[key], sources[key] = _derive(key, df, cols, have, get, sources)
         return values[key]
 
-    X = {name: get(name) for name in law.inputs}
-    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col},
-                   index=df.index.to_numpy())
+    return get, sources
 
 
 def _derive(key, df, cols, have, get, sources):

@@ -1,0 +1,184 @@
+"""`lmlab fit`, `lmlab predict` and `lmlab plan` end to end, and their one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lmlab.analysis.allocation import chinchilla_optimal
+from lmlab.cli import main
+
+from ..conftest import compose
+from .conftest import TRUTH, chinchilla_loss, curves_for, isoflop_runs
+
+CHINCHILLA_COLS = ["--n-col", "Model Size", "--c-col", "Training FLOP", "--loss-col", "loss", "--drop-highest-loss", "5"]
+
+
+@pytest.fixture(scope="module")
+def chinchilla_fit_json(chinchilla_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit")
+    assert main(["fit", str(chinchilla_csv), "--law", "chinchilla", *CHINCHILLA_COLS, "--bootstrap", "300",
+                 "-o", str(out / "fit.json"), "--plot", str(out / "figs")]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A generated runs table (with one failed run) and its curves table."""
+    rng = np.random.default_rng(3)
+    runs = isoflop_runs(rng)
+    curves = curves_for(runs, rng)
+    runs["status"] = "completed"
+    failed = runs.iloc[[0]].assign(status="failed", final_val_loss=np.nan, run_id="broken")
+    path = tmp_path_factory.mktemp("study") / "study.parquet"
+    pd.concat([runs, failed]).to_parquet(path)
+    curves.to_parquet(path.with_name("study.curves.parquet"))
+    return path, runs
+
+
+def test_fit_json_holds_law_params_intervals_data_and_diagnostics(chinchilla_fit_json):
+    doc = json.loads((chinchilla_fit_json / "fit.json").read_text())
+    assert doc["law"] == "chinchilla" and set(doc["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert doc["params"]["alpha"] == pytest.approx(0.3473, rel=0.005)
+    assert doc["columns"]["N"] == "Model Size" and doc["columns"]["D"] == "Training FLOP / (6 * Model Size)"
+    assert doc["data"]["n_points"] == 240 and len(doc["data"]["inputs"]["N"]) == 240
+    assert doc["diagnostics"]["converged"] and doc["diagnostics"]["n_starts"] == 4500
+    assert abs(doc["diagnostics"]["residuals"]["mean"]) < 0.01
+    for key in ("E", "A", "B", "alpha", "beta", "a"):
+        lo, hi = doc["intervals"][key]
+        assert lo < ({**doc["params"], **doc["derived"]})[key] < hi
+    assert len(doc["bootstrap"]["thetas"]) == 300 and doc["rows"]["dropped_highest_loss"] == 5
+
+
+def test_fit_writes_figures_as_png_and_svg(chinchilla_fit_json):
+    figs = chinchilla_fit_json / "figs"
+    for name in ("chinchilla_fit", "chinchilla_residuals", "loss_vs_compute", "allocation"):
+        assert (figs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = (figs / f"{name}.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+
+
+def test_predict_prints_the_law_and_its_interval(chinchilla_fit_json, capsys):
+    assert main(["predict", str(chinchilla_fit_json / "fit.json"), "--n", "7e10", "--tokens", "1.4e12"]) == 0
+    out = capsys.readouterr().out
+    value, lo, hi = map(float, re.search(r"= ([\d.]+)\s+95% interval \[([\d.]+), ([\d.]+)\]", out).groups())
+    p = json.loads((chinchilla_fit_json / "fit.json").read_text())["params"]
+    assert value == pytest.approx(p["E"] + p["A"] / 7e10 ** p["alpha"] + p["B"] / 1.4e12 ** p["beta"], abs=1e-4)
+    assert lo < value < hi
+
+
+def test_plan_gives_the_closed_form_optimum_and_a_launchable_config(chinchilla_fit_json, tmp_path, capsys):
+    fit_json = chinchilla_fit_json / "fit.json"
+    conf = tmp_path / "experiment" / "planned.yaml"
+    assert main(["plan", str(fit_json), "--flops", "1e21", "--num-nodes", "2", "--devices", "8",
+                 "-o", str(conf)]) == 0
+    out = capsys.readouterr().out
+    p = json.loads(fit_json.read_text())["params"]
+    n_star, d_star = chinchilla_optimal(p, 1e21)
+    assert float(re.search(r"N_opt = ([\d.e+]+)", out).group(1)) == pytest.approx(n_star, rel=1e-3)
+    assert float(re.search(r"D_opt = ([\d.e+]+)", out).group(1)) == pytest.approx(d_star, rel=1e-3)
+    assert re.search(r"loss = [\d.]+\s+\[[\d.]+, [\d.]+\]", out)
+    text = conf.read_text()
+    assert text.startswith("# @package _global_\n")
+    cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=planned"])
+    from lmlab.models.family import count_params, get_size, DEFAULT_VOCAB_SIZE
+    size = get_size(cfg.model.size)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.num_nodes == 2 and cfg.trainer.devices == 8
+    assert cfg.trainer.global_batch_size % (8 * 2 * cfg.trainer.micro_batch_size) == 0
+    n_size = count_params(size.config(DEFAULT_VOCAB_SIZE))["n_params"]
+    assert cfg.budget.tokens == pytest.approx(1e21 / (6 * n_size), rel=1e-6)
+    assert cfg.optim.lr > 0
+
+
+def test_plan_by_gpu_hours_equals_plan_by_flops(chinchilla_fit_json, capsys):
+    fit_json = str(chinchilla_fit_json / "fit.json")
+    main(["plan", fit_json, "--flops", "7.2e20"])
+    by_flops = capsys.readouterr().out
+    main(["plan", fit_json, "--gpu-hours", "1000", "--flops-per-gpu-s", "2e14"])
+    assert capsys.readouterr().out == by_flops
+
+
+def test_holdout_reports_predicted_vs_actual(study, tmp_path, capsys):
+    path, runs = study
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--holdout", "max:N", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1 run(s) not completed are left out" in text and "mean_abs_rel_error" in text
+    doc = json.loads(out.read_text())
+    held = doc["holdout"]["points"]
+    biggest = runs[runs.n_params == runs.n_params.max()]
+    assert {p["label"] for p in held} == set(biggest.run_id)
+    assert doc["data"]["n_points"] == len(runs) - len(biggest)
+    for p in held:
+        assert p["rel_error"] == pytest.approx((p["predicted"] - p["actual"]) / p["actual"])
+        assert p["predicted"] == pytest.approx(chinchilla_loss(p["N"], p["D"]), rel=0.01)
+    assert doc["holdout"]["summary"]["mean_abs_rel_error"] < 0.01
+
+
+def test_holdout_by_compute(study, tmp_path):
+    path, runs = study
+    assert main(["fit", str(path), "--holdout", "C>=1e20", "--bootstrap", "50", "-o", str(tmp_path / "f.json")]) == 0
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["holdout"]["summary"]["n_heldout"] == int((runs.flops_6n >= 1e20).sum())
+    assert 0.0 <= doc["holdout"]["summary"]["share_inside_interval"] <= 1.0
+
+
+@pytest.mark.parametrize("method", [1, 2])
+def test_approaches_1_and_2_from_a_study(study, tmp_path, method):
+    path, _ = study
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--method", str(method), "--bootstrap", "50", "-o", str(out),
+                 "--plot", str(tmp_path / "figs")]) == 0
+    doc = json.loads(out.read_text())
+    a_true = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
+    assert doc["method"] == method and doc["params"]["a"] == pytest.approx(a_true, abs=0.03)
+    assert len(doc["intervals"]["a"]) == 2
+    assert (tmp_path / "figs" / f"allocation_approach{method}.png").exists()
+
+
+def test_plan_from_an_approach_2_fit_gives_the_allocation(study, tmp_path, capsys):
+    path, _ = study
+    main(["fit", str(path), "--method", "2", "-o", str(tmp_path / "f.json")])
+    capsys.readouterr()
+    assert main(["plan", str(tmp_path / "f.json"), "--flops", "1e21"]) == 0
+    out = capsys.readouterr().out
+    assert "loss: not predicted" in out and "model:" in out
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lmlab: error: ")
+    return err
+
+
+def test_bad_inputs_are_one_clear_line(study, tmp_path, capsys):
+    path, runs = study
+    out = tmp_path / "fit.json"
+    out.write_text("precious")
+    assert "column 'params' for input N is not in the table" in _error(capsys, ["fit", str(path), "--n-col", "params", "-o", str(out)])
+    assert "unknown law 'chinchila'" in _error(capsys, ["fit", str(path), "--law", "chinchila", "-o", str(out)])
+    small = tmp_path / "small.csv"
+    runs.head(3).to_csv(small, index=False)
+    assert "5 parameters but only 3" in _error(capsys, ["fit", str(small), "-o", str(out)])
+    bad = tmp_path / "bad.csv"
+    runs.assign(tokens=np.where(np.arange(len(runs)) == 4, -1.0, runs.tokens)).to_csv(bad, index=False)
+    assert "column 'tokens' has 1 bad value(s) (first: row 4 = -1.0)" in _error(capsys, ["fit", str(bad), "-o", str(out)])
+    nan = tmp_path / "nan.csv"
+    runs.assign(n_params=np.where(np.arange(len(runs)) == 2, np.nan, runs.n_params)).to_csv(nan, index=False)
+    assert "column 'n_params' has 1 bad value(s)" in _error(capsys, ["fit", str(nan), "-o", str(out)])
+    assert "does not exist" in _error(capsys, ["fit", str(tmp_path / "none.csv"), "-o", str(out)])
+    assert "holdout rule 'N>>3' not understood" in _error(capsys, ["fit", str(path), "--holdout", "N>>3", "-o", str(out)])
+    assert "--gpu-hours needs --flops-per-gpu-s" in _error(capsys, ["plan", str(out), "--gpu-hours", "10"])
+    assert "is not valid JSON" in _error(capsys, ["plan", str(out), "--flops", "1e21"])
+    assert out.read_text() == "precious"   # nothing already written is damaged
+
+
+def test_predict_names_the_missing_input(chinchilla_fit_json, capsys):
+    err = _error(capsys, ["predict", str(chinchilla_fit_json / "fit.json"), "--n", "1e9"])
+    assert "needs --tokens" in err
