@@ -31,14 +31,15 @@ class Forecast:
         return self.lo > target_loss
 
 
-def forecast_run(tokens, losses, final_tokens: float, *, discard_fraction: float = 0.2, n_resamples: int = 200,
+def forecast_run(tokens, losses, final_tokens: float, *, min_tokens: float = 0.0, n_resamples: int = 200,
                  level: float = 0.95, seed: int = 0) -> Forecast:
-    """Fit the curve law to the points past the first `discard_fraction` of the tokens seen so far
-    (the warm-up transient fits no power law) and predict the loss at final_tokens."""
+    """Fit the curve law to the points at or past min_tokens (set it to the end of warm-up: that
+    transient fits no power law) and predict the loss at final_tokens. The law needs the curve's
+    span in log D: over a decade or less, E and beta trade off and the forecast is loose."""
     tokens, losses = np.asarray(tokens, dtype=float), np.asarray(losses, dtype=float)
     if not final_tokens > 0:
         raise FitError(f"final_tokens={final_tokens!r}; expected a positive token count")
-    keep = tokens >= discard_fraction * np.nanmax(tokens) if len(tokens) else np.zeros(0, dtype=bool)
+    keep = tokens >= min_tokens
     fit = fit_law(CURVE, {"D": tokens[keep]}, losses[keep], columns={"D": "tokens", "L": "loss"})
     boot = bootstrap(fit, n_resamples, level=level, seed=seed)
     lo, hi = boot.interval(CURVE.predict_theta(boot.thetas, {"D": np.array([final_tokens])})[:, 0])

@@ -1,0 +1,58 @@
+"""Figures: each is written as PNG and SVG and draws what it says (points, lines, bands)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmlab.analysis import plots
+from lmlab.analysis.approaches import approach1, approach2, isoflop_groups
+from lmlab.analysis.fit import bootstrap, fit_law
+from lmlab.analysis.holdout import holdout_mask
+
+from .conftest import curves_for, isoflop_runs
+
+
+@pytest.fixture(scope="module")
+def ladder():
+    rng = np.random.default_rng(5)
+    runs = isoflop_runs(rng, budgets=np.geomspace(1e18, 1e20, 4), per_budget=7)
+    return runs, curves_for(runs, rng, points=15)
+
+
+def _check_written(paths):
+    png, svg = paths
+    assert png.read_bytes()[:4] == b"\x89PNG" and svg.read_text().rstrip().endswith("</svg>")
+
+
+def test_law_fit_with_band_and_heldout_points(ladder, tmp_path):
+    runs, _ = ladder
+    X = {"N": runs.n_params.to_numpy(), "D": runs.tokens.to_numpy()}
+    held = holdout_mask("max:N", X)
+    fit = fit_law("chinchilla", {k: v[~held] for k, v in X.items()}, runs.final_val_loss.to_numpy()[~held])
+    bootstrap(fit, 50)
+    fig = plots.law_fit(fit, {k: v[held] for k, v in X.items()}, runs.final_val_loss.to_numpy()[held])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3          # fitted points, held-out points, the band
+    assert ax.collections[1].get_offsets().shape[0] == held.sum()
+    _check_written(plots.save_figure(fig, tmp_path, "law"))
+    _check_written(plots.save_figure(plots.residuals(fit), tmp_path, "residuals"))
+
+
+def test_isoflop_allocation_curves_and_compute_figures(ladder, tmp_path):
+    runs, curves = ladder
+    a2 = approach2(runs.n_params, runs.flops_6n, runs.final_val_loss)
+    fig = plots.isoflop(a2, runs.n_params, runs.flops_6n, runs.final_val_loss, isoflop_groups(runs.flops_6n))
+    assert len(fig.axes[0].lines) == len(a2.details["parabolas"])
+    _check_written(plots.save_figure(fig, tmp_path, "isoflop"))
+    a1 = approach1(curves.run_id, curves.n_params, curves.tokens, curves.flops_6n, curves.loss)
+    fig = plots.allocation([a1, a2])
+    assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
+    _check_written(plots.save_figure(fig, tmp_path, "allocation"))
+    fig = plots.loss_curves(curves)
+    assert len(fig.axes[0].lines) == runs.run_id.nunique()
+    _check_written(plots.save_figure(fig, tmp_path, "curves"))
+    fig = plots.loss_vs_compute(runs.flops_6n, runs.final_val_loss, runs.n_params)
+    fc, fl = plots.frontier(runs.flops_6n, runs.final_val_loss)
+    assert np.all(np.diff(fl) <= 0) and np.all(np.diff(fc) >= 0)
+    _check_written(plots.save_figure(fig, tmp_path, "loss_vs_compute"))
