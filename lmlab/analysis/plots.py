@@ -1,21 +1,23 @@
-"""Figures of a study and its fits (matplotlib, Agg). Each function returns a Figure; `save_figure`
-writes it as PNG and SVG. All are callable from notebooks."""
+"""Figures of a study and its fits. Each function returns a matplotlib Figure built without pyplot
+(no global backend or state, so they work headless and leave a notebook's backend alone);
+`save_figure` writes PNG and SVG, `png_bytes` gives the PNG for a notebook's display(Image(...))."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
 import matplotlib
 import matplotlib.ticker
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-
-from lmlab.analysis.approaches import Allocation  # noqa: E402
-from lmlab.analysis.fit import Fit  # noqa: E402
-from lmlab.analysis.plan import optimal_n, optimum  # noqa: E402
+from lmlab.analysis.approaches import Allocation
+from lmlab.analysis.fit import Fit
+from lmlab.analysis.plan import optimal_n, optimum
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
@@ -24,17 +26,27 @@ def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     for path in paths:
         fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return paths
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _subplots(ncols=1, figsize=(6.4, 4.4), **kw):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, ncols, **kw)
 
 
 def _size_colors(ax, n):
     norm = LogNorm(vmin=np.min(n), vmax=max(np.max(n), np.min(n) * 1.0001))
-    return norm, plt.colormaps["viridis"]
+    return norm, matplotlib.colormaps["viridis"]
 
 
 def _colorbar(fig, ax, norm, cmap, label="N (parameters)"):
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
 
 
 def frontier(flops, loss) -> tuple[np.ndarray, np.ndarray]:
@@ -45,9 +57,9 @@ def frontier(flops, loss) -> tuple[np.ndarray, np.ndarray]:
     return c[keep], l[keep]
 
 
-def loss_vs_compute(flops, loss, n) -> plt.Figure:
+def loss_vs_compute(flops, loss, n) -> Figure:
     """Every run's final loss against its compute, coloured by size, with the frontier."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _subplots()
     norm, cmap = _size_colors(ax, n)
     ax.scatter(flops, loss, c=cmap(norm(n)), s=18, alpha=0.85)
     fc, fl = frontier(flops, loss)
@@ -59,11 +71,11 @@ def loss_vs_compute(flops, loss, n) -> plt.Figure:
     return fig
 
 
-def isoflop(alloc: Allocation, n, flops, loss, groups) -> plt.Figure:
+def isoflop(alloc: Allocation, n, flops, loss, groups) -> Figure:
     """Approach 2: each compute budget's loss against N, its parabola and its minimum."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _subplots()
     norm = LogNorm(vmin=np.min(flops), vmax=max(np.max(flops), np.min(flops) * 1.0001))
-    cmap = plt.colormaps["plasma"]
+    cmap = matplotlib.colormaps["plasma"]
     n, flops, loss, groups = (np.asarray(v) for v in (n, flops, loss, groups))
     for g in np.unique(groups):
         sel = groups == g
@@ -80,12 +92,12 @@ def isoflop(alloc: Allocation, n, flops, loss, groups) -> plt.Figure:
     return fig
 
 
-def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> plt.Figure:
+def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> Figure:
     """The fitted law with its bootstrap band and the held-out points.
 
     Laws of N and D are drawn along their compute-optimal frontier against C = 6 N D; laws of
     one input against that input."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _subplots()
     tradeoff = {"N", "D"} <= set(fit.law.inputs) or {"C", "M"} <= set(fit.law.inputs)
     x_of = (lambda X: 6.0 * X["N"] * X["D"] if "N" in X else X["C"]) if tradeoff else (lambda X: X[fit.law.inputs[0]])
     x_data = x_of(fit.X)
@@ -117,9 +129,9 @@ def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> plt.Figure:
     return fig
 
 
-def allocation(allocs: list[Allocation], fit: Fit | None = None) -> plt.Figure:
+def allocation(allocs: list[Allocation], fit: Fit | None = None) -> Figure:
     """N_opt(C) and D_opt(C) from approaches 1 and 2 (points and power laws) and approach 3 (a law)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _subplots(2, figsize=(10, 4))
     spans = [a.flops for a in allocs] + ([6.0 * fit.X["N"] * fit.X["D"]] if fit is not None else [])
     lo, hi = min(s.min() for s in spans), max(s.max() for s in spans)
     grid = np.geomspace(lo / 3, hi * 3, 50)
@@ -139,12 +151,12 @@ def allocation(allocs: list[Allocation], fit: Fit | None = None) -> plt.Figure:
     return fig
 
 
-def residuals(fit: Fit) -> plt.Figure:
+def residuals(fit: Fit) -> Figure:
     """Residuals against the prediction and against each input: structure means a wrong form."""
     r = fit.residuals()
     pred = fit.law.predict_theta(fit.theta, fit.X)[0]
     panels = [("prediction", pred), *fit.X.items()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    fig, axes = _subplots(len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
     for ax, (name, x) in zip(axes[0], panels):
         ax.scatter(x, r, s=10, color="tab:blue")
         ax.axhline(0.0, color="black", lw=0.8)
@@ -156,9 +168,9 @@ def residuals(fit: Fit) -> plt.Figure:
     return fig
 
 
-def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_params", run: str = "run_id") -> plt.Figure:
+def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_params", run: str = "run_id") -> Figure:
     """Each run's loss curve, coloured by its size."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _subplots()
     norm, cmap = _size_colors(ax, curves[size])
     for _, g in curves.sort_values(x).groupby(run, sort=False):
         ax.plot(g[x], g[y], color=cmap(norm(g[size].iloc[0])), lw=1)
