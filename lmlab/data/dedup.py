@@ -101,14 +101,23 @@ def near_duplicates(signatures: np.ndarray, bands: int, rows: int, drop: np.ndar
     return found
 
 
+def check_config(cfg: Mapping) -> None:
+    d = cfg.get("dedup") or {}
+    threshold = d.get("threshold", 0.8)
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"clean.dedup.threshold: got {threshold!r}, expected a Jaccard similarity in (0, 1]")
+    for key, default in (("num_perm", 128), ("ngram", 5)):
+        if not isinstance(d.get(key, default), int) or d.get(key, default) < 1:
+            raise ConfigError(f"clean.dedup.{key}: got {d.get(key)!r}, expected a positive integer")
+
+
 def dedup_stage(ds, cfg: Mapping, num_proc: int):
     """Remove exact and near duplicates; returns (dataset, counters with examples of each)."""
+    check_config(cfg)
     d = cfg.get("dedup") or {}
     if not (d.get("exact", True) or d.get("near", True)):
         return ds, {"removed": {}}
     threshold, num_perm, ngram = float(d.get("threshold", 0.8)), int(d.get("num_perm", 128)), int(d.get("ngram", 5))
-    if not 0.0 < threshold <= 1.0:
-        raise ConfigError(f"clean.dedup.threshold: got {threshold}, expected a Jaccard similarity in (0, 1]")
     a, b = permutations(num_perm, int(d.get("seed", 1)))
     marked = ds.map(_signature_batch, batched=True, batch_size=32, fn_kwargs={"ngram": ngram, "a": a, "b": b},
                     num_proc=procs_for(ds, num_proc), desc="dedup signatures")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lmlab.data.parallel import procs_for
+from lmlab.errors import ConfigError
 
 TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IPV6", "IPV4", "PHONE")
 
@@ -218,17 +219,19 @@ def _scrub_batch(batch: dict, types: frozenset[str]) -> dict:
     return {"text": texts, **counts}
 
 
+def check_config(cfg: Mapping) -> None:
+    unknown = set((cfg.get("pii") or {}).get("types") or TYPES) - set(TYPES)
+    if unknown:
+        raise ConfigError(f"clean.pii.types: unknown {sorted(unknown)}, expected some of {', '.join(TYPES)}")
+
+
 def pii_stage(ds, cfg: Mapping, num_proc: int):
     """Replace personal data in every document; returns (dataset, counters with replacements per type)."""
+    check_config(cfg)
     pii = cfg.get("pii") or {}
     if not pii.get("enabled", True):
         return ds, {"replaced": {}}
     types = frozenset(pii.get("types") or TYPES)
-    unknown = types - set(TYPES)
-    if unknown:
-        from lmlab.errors import ConfigError
-
-        raise ConfigError(f"clean.pii.types: unknown {sorted(unknown)}, expected some of {', '.join(TYPES)}")
     marked = ds.map(_scrub_batch, batched=True, batch_size=64, fn_kwargs={"types": types},
                     num_proc=procs_for(ds, num_proc), desc="pii")
     cols = [f"_pii_{t}" for t in TYPES]

@@ -18,7 +18,7 @@ from lmlab.data.shards import ShardWriter, dtype_for_vocab, write_manifest
 from lmlab.data.sources import load_source
 from lmlab.data.splits import TRAIN, assign_splits
 from lmlab.data.tokenizer import build_tokenizer, eot_id, save_tokenizer
-from lmlab.errors import DataError
+from lmlab.errors import ConfigError, DataError
 
 log = logging.getLogger("lmlab.data")
 
@@ -38,6 +38,20 @@ def text_stages():
     from lmlab.data.pii import pii_stage
 
     return [("clean", clean_stage), ("dedup", dedup_stage), ("pii", pii_stage)]
+
+
+def check_config(cfg: dict) -> None:
+    """Every check that needs no data, so a bad config fails before any work or any write."""
+    from lmlab.data import dedup, pii, sources, splits, tokenizer
+
+    sources.check_config(cfg["source"])
+    tokenizer.check_config(cfg["tokenizer"])
+    splits.check_fractions(cfg["splits"])
+    dedup.check_config(cfg["clean"])
+    pii.check_config(cfg["clean"])
+    for key in ("shard_tokens", "encode_batch"):
+        if not isinstance(cfg.get(key), int) or cfg[key] < 1:
+            raise ConfigError(f"{key}: got {cfg.get(key)!r}, expected a positive integer")
 
 
 def build_corpus(cfg: dict, digest: str, out: Path) -> None:

@@ -40,15 +40,15 @@ def compose_prepare_config(overrides: Sequence[str] = ()):
 
     if not (CONF_DIR / "prepare.yaml").is_file():
         raise ConfigError(f"config dir {CONF_DIR}: no prepare.yaml, expected lmlab's conf/ next to the package")
-    gh = GlobalHydra.instance()
-    outer = gh.hydra
-    gh.clear()
+    outer = GlobalHydra.instance().hydra  # set when called from inside lmlab-train
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name="prepare", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"prepare config overrides {list(overrides)}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"prepare config: {str(err).splitlines()[0]}") from None
     finally:
+        gh = GlobalHydra.instance()  # initialize_config_dir swaps in a new instance on exit
         gh.clear()
         if outer is not None:
             gh.initialize(outer)
@@ -76,6 +76,9 @@ def run_prepare(cfg) -> Path:
     name = str(plain.get("name"))
     if not NAME_RE.match(name):
         raise ConfigError(f"name: got {name!r}, expected letters, digits, '.', '_' or '-' (a directory name)")
+    from lmlab.data.pipeline import build_corpus, check_config
+
+    check_config(plain)
     root = Path(plain["data_dir"]).expanduser().resolve()
     out = root / name
     digest = config_hash(plain)
@@ -88,8 +91,6 @@ def run_prepare(cfg) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         start = time.monotonic()
-        from lmlab.data.pipeline import build_corpus
-
         build_corpus(plain, digest, partial)
         _replace_dir(partial, out)
         log.info("prepare %s: done in %.1fs -> %s", name, time.monotonic() - start, out)

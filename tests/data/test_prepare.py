@@ -1,0 +1,141 @@
+"""The prepare pipeline as a whole: determinism, disjoint splits, skip/overwrite rules, interruption,
+the Hydra command line, and bad input stopping early without damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_from_disk
+from tokenizers import Tokenizer
+
+from lmlab.data.prepare import compose_prepare_config, prepare_preset, run_prepare
+from lmlab.data.shards import open_split, read_manifest
+from lmlab.errors import ConfigError, DataError
+from tests.data.corpus_bits import paragraphs
+
+
+@pytest.fixture(scope="module")
+def jsonl(tmp_path_factory):
+    path = tmp_path_factory.mktemp("src") / "docs.jsonl"
+    with open(path, "w") as f:
+        f.writelines(json.dumps({"text": p, "tag": "x"}) + "\n" for p in paragraphs(30, 60))
+    return path
+
+
+def _local(jsonl, root, *extra, tokenizer=("tokenizer.vocab_size=300",)):
+    return compose_prepare_config([f"data_dir={root}", "source=local", f"source.paths=[{jsonl}]",
+                                   "source.name=tiny", *tokenizer, *extra])
+
+
+def _files(path):
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_same_inputs_and_config_give_the_same_directory(tmp_path):
+    a = prepare_preset("sotu", tmp_path / "a", ["source.max_documents=40", "shard_tokens=100000"])
+    b = prepare_preset("sotu", tmp_path / "b", ["source.max_documents=40", "shard_tokens=100000"])
+    fa, fb = _files(a), _files(b)
+    assert sorted(fa) == sorted(fb) and len([f for f in fa if f.endswith(".bin")]) > 3
+    assert [f for f in fa if fa[f] != fb[f]] == []
+
+
+@pytest.mark.slow
+def test_every_document_is_in_one_split_and_its_tokens_decode_to_its_text(sotu_dir):
+    docs = pq.read_table(sotu_dir / "documents.parquet").to_pylist()
+    assert len({d["id"] for d in docs}) == len(docs) == 249
+    last_stage = load_from_disk(str(sorted((sotu_dir / "stages").iterdir())[-1]))
+    texts = dict(zip(last_stage["id"], last_stage["text"]))
+    manifest = read_manifest(sotu_dir)
+    tok = Tokenizer.from_file(str(sotu_dir / "tokenizer.json"))
+    for split in ("train", "validation", "test"):
+        stream = np.concatenate(open_split(sotu_dir, split))
+        ends = np.flatnonzero(stream == manifest["eot_id"]) + 1
+        pieces = np.split(stream, ends[:-1])
+        mine = [d for d in docs if d["split"] == split]
+        assert [len(p) for p in pieces] == [d["tokens"] for d in mine]
+        for doc, piece in zip(mine[:5], pieces[:5]):
+            assert tok.decode(piece[:-1].tolist()) == texts[doc["id"]]
+
+
+def test_a_finished_name_is_not_overwritten_by_another_config(jsonl, tmp_path):
+    out = run_prepare(_local(jsonl, tmp_path))
+    before = _files(out)
+    with pytest.raises(ConfigError, match=r"tiny: already prepared with config .*overwrite=true"):
+        run_prepare(_local(jsonl, tmp_path, "tokenizer.vocab_size=320"))
+    assert _files(out) == before
+    assert run_prepare(_local(jsonl, tmp_path, "tokenizer.vocab_size=320", "overwrite=true")) == out
+    assert read_manifest(out)["vocab_size"] == 320 and not (tmp_path / "tiny.partial").exists()
+
+
+def test_bad_input_stops_early_and_writes_nothing(jsonl, tmp_path):
+    with pytest.raises(DataError, match="no documents left after stage 'clean'"):
+        run_prepare(_local(jsonl, tmp_path, "clean.filters.min_words=100000"))
+    with pytest.raises(ConfigError, match="tokenizer.vocab_size: got 100, expected more than 257"):
+        run_prepare(_local(jsonl, tmp_path, "tokenizer.vocab_size=100"))
+    with pytest.raises(ConfigError, match="name: got 'a/b'"):
+        run_prepare(_local(jsonl, tmp_path, "name=a/b"))
+    with pytest.raises(ConfigError, match="data preset: got 'nope', expected one of sotu"):
+        prepare_preset("nope", tmp_path)
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_loading_a_tokenizer_file_reuses_it(jsonl, tmp_path):
+    first = run_prepare(_local(jsonl, tmp_path / "a"))
+    use = ("tokenizer=file", f"tokenizer.path={first}/tokenizer.json")
+    again = run_prepare(_local(jsonl, tmp_path / "b", tokenizer=use))
+    assert read_manifest(again)["tokenizer_sha256"] == read_manifest(first)["tokenizer_sha256"]
+    with pytest.raises(ConfigError, match="eot_token: '<eos>' is not in the tokenizer's vocabulary"):
+        run_prepare(_local(jsonl, tmp_path / "c", "tokenizer.eot_token='<eos>'", tokenizer=use))
+
+
+def test_prepare_preset_composes_inside_a_running_hydra_app(sotu_dir):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lmlab.data.prepare import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        outer = GlobalHydra.instance().hydra
+        assert prepare_preset("sotu", sotu_dir.parent) == sotu_dir
+        assert GlobalHydra.instance().hydra is outer
+
+
+def test_command_line_prepares_and_reports_bad_input_in_one_line(jsonl, tmp_path):
+    cmd = [sys.executable, "-m", "lmlab.prepare", f"data_dir={tmp_path}", "source=local",
+           f"source.paths=[{jsonl}]", "source.name=cli", "tokenizer.vocab_size=300"]
+    ok = subprocess.run(cmd, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().splitlines()[-1] == str(tmp_path / "cli")
+    assert "stage shards" in ok.stdout and read_manifest(tmp_path / "cli")["splits"]["test"]["documents"] == 2
+    bad = subprocess.run(cmd[:-1] + ["tokenizer.vocab_size=10"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("lmlab: error: tokenizer.vocab_size: got 10, expected more than 257 "
+                                  "(256 bytes plus the special tokens)")
+
+
+@pytest.mark.slow
+def test_an_interrupted_prepare_leaves_nothing_that_loads(tmp_path):
+    cmd = [sys.executable, "-m", "lmlab.prepare", f"data_dir={tmp_path}", "preset=sotu",
+           "source.max_documents=120", "shard_tokens=20000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / "sotu.partial"
+    deadline = time.monotonic() + 120
+    while not list(partial.glob("train-0000[1-9].bin")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(partial.glob("train-*.bin")), "the prepare finished before it could be interrupted"
+    assert not (tmp_path / "sotu").exists()
+    with pytest.raises(DataError, match="no manifest.json"):
+        open_split(partial, "train")
+    out = prepare_preset("sotu", tmp_path, ["source.max_documents=120", "shard_tokens=20000"])
+    assert len(open_split(out, "train", verify=True)) > 1 and not partial.exists()
