@@ -90,13 +90,21 @@ def _load_local(cfg: Mapping, cache_dir: Path):
     builder = _builder_for(files, cfg.get("format"))
     kwargs = {"sample_by": cfg.get("sample_by", "document")} if builder == "text" else {}
     desc = f"local:{','.join(map(str, patterns))}"
+    if all(os.path.getsize(f) == 0 for f in files):
+        raise DataError(f"source {desc}: has no documents (its files are empty), expected at least one")
     try:
-        ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=str(cache_dir), **kwargs)
+        ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=str(cache_dir),
+                                   streaming=bool(cfg.get("streaming")), **kwargs)
+        if isinstance(ds, datasets.IterableDataset):
+            ds = _materialise(ds, cfg, cache_dir, desc)
+    except DataError:
+        raise
     except Exception as err:  # the builders raise ValueError, ArrowInvalid, DatasetGenerationError, ...
         if "corresponds to no data" in str(err):
             raise DataError(f"source {desc}: has no documents, expected at least one") from None
         cause = err.__cause__ or err
-        raise DataError(f"source {desc}: cannot read as {builder}: {str(cause).splitlines()[0]}") from None
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise DataError(f"source {desc}: cannot read as {builder}: {reason}") from None
     provenance = {"kind": "local", "format": builder, "files": [
         {"path": os.path.abspath(f), "bytes": os.path.getsize(f)} for f in files], "description": desc}
     return ds, provenance
@@ -133,7 +141,7 @@ def _load_hub(cfg: Mapping, cache_dir: Path):
                             "(offline); download it once with network access") from None
         raise DataError(f"source {desc}: cannot load: {type(err).__name__}: {str(err).splitlines()[0]}") from None
     if isinstance(ds, datasets.IterableDataset):
-        ds = _materialise(ds, cfg, cache_dir)
+        ds = _materialise(ds, cfg, cache_dir, desc)
     provenance = {"kind": "hub", "path": path, "config": cfg.get("config"), "split": cfg.get("split", "train"),
                   "revision": cfg.get("revision"), "fingerprint": getattr(ds, "_fingerprint", None),
                   "description": desc}
@@ -145,25 +153,40 @@ def _is_offline_error(err: Exception) -> bool:
     return any(s in text for s in ("offline", "connection", "couldn't reach", "resolve", "network"))
 
 
-def _materialise(stream, cfg: Mapping, cache_dir: Path):
-    """Write a streamed source to an on-disk Arrow table, keeping only the needed fields as it goes."""
+def _materialise(stream, cfg: Mapping, cache_dir: Path, desc: str):
+    """Write a streamed source row by row to an on-disk Arrow table (memory stays bounded), keeping
+    only the needed fields and stopping at max_documents."""
     import datasets
 
-    fields = [cfg.get("text_field", "text"), *(cfg.get("keep_fields") or [])]
-    if cfg.get("id_field"):
-        fields.append(cfg["id_field"])
+    roles = _field_roles(cfg)
     limit = cfg.get("max_documents")
 
-    def rows():
-        for i, row in enumerate(stream):
-            if limit is not None and i >= int(limit):
-                return
-            missing = [f for f in fields if f not in row]
-            if missing:
-                raise DataError(f"source {cfg.get('path')}: field {missing[0]!r} not found; fields: {', '.join(row)}")
-            yield {f: row[f] for f in fields}
+    seen = [0]
 
-    return datasets.Dataset.from_generator(rows, cache_dir=str(cache_dir))
+    def rows():
+        for row in stream:
+            if limit is not None and seen[0] >= int(limit):
+                return
+            for role, field in roles:
+                if field not in row:
+                    raise DataError(f"source {desc}: {role} {field!r} not found; fields: {', '.join(row)}")
+            seen[0] += 1
+            yield {field: row[field] for _, field in roles}
+
+    try:
+        return datasets.Dataset.from_generator(rows, cache_dir=str(cache_dir))
+    except Exception as err:
+        if isinstance(err.__cause__, DataError):
+            raise err.__cause__ from None
+        if seen[0] == 0:
+            raise DataError(f"source {desc}: has no documents, expected at least one") from None
+        raise
+
+
+def _field_roles(cfg: Mapping) -> list[tuple[str, str]]:
+    """(config key, field) of every field that goes further than the source stage."""
+    roles = [("text_field", cfg.get("text_field", "text")), *[("keep_fields", k) for k in cfg.get("keep_fields") or []]]
+    return roles + ([("id_field", cfg["id_field"])] if cfg.get("id_field") else [])
 
 
 def _minimise(ds, cfg: Mapping, desc: str):
@@ -174,8 +197,7 @@ def _minimise(ds, cfg: Mapping, desc: str):
     if desc.startswith("bundled:"):
         id_field = "id"
     available = ds.column_names
-    for role, field in [("text_field", text_field), *[("keep_fields", k) for k in keep],
-                        *([("id_field", id_field)] if id_field else [])]:
+    for role, field in _field_roles({**cfg, "id_field": id_field}):
         if field not in available:
             raise DataError(f"source {desc}: {role} {field!r} not found; fields: {', '.join(available)}")
     dtype = getattr(ds.features[text_field], "dtype", None)

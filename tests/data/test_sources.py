@@ -65,10 +65,13 @@ def test_a_text_field_that_does_not_exist_is_named(tmp_path):
         load_source({**BASE, "paths": [path], "keep_fields": ["year"]}, tmp_path / "cache")
 
 
-def test_an_empty_source_is_an_error(tmp_path):
-    (tmp_path / "empty.csv").write_text("body,label\n")
-    with pytest.raises(DataError, match="has no documents"):
-        load_source({**BASE, "paths": [str(tmp_path / "empty.csv")]}, tmp_path / "cache")
+@pytest.mark.parametrize("name, content, streaming", [("empty.csv", "body,label\n", False),
+                                                     ("empty.jsonl", "", False), ("empty.jsonl", "", True),
+                                                     ("empty.csv", "body,label\n", True)])
+def test_an_empty_source_is_an_error(tmp_path, name, content, streaming):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=f"source local:.*{name}: has no documents"):
+        load_source({**BASE, "paths": [str(tmp_path / name)], "streaming": streaming}, tmp_path / "cache")
 
 
 def test_paths_that_match_nothing_or_mix_formats_are_errors(tmp_path):
@@ -102,3 +105,14 @@ def test_a_malformed_file_is_an_error_naming_the_source(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"body": "fine"}\n{"body": broken\n')
     with pytest.raises(DataError, match=r"source local:.*bad\.jsonl: cannot read as json"):
         load_source({**BASE, "paths": [str(tmp_path / "bad.jsonl")], "keep_fields": []}, tmp_path / "cache")
+
+
+def test_streaming_reads_row_by_row_with_the_same_minimisation(tmp_path):
+    rows = _rows(8)
+    path = _write(tmp_path, "jsonl", rows)
+    cfg = {**BASE, "paths": [path], "streaming": True, "max_documents": 5}
+    ds, _ = load_source(cfg, tmp_path / "cache")
+    assert ds.column_names == ["id", "text", "label"] and len(ds) == 5
+    assert ds["text"] == [r["body"] for r in rows[0::2]] + [rows[1]["body"]]  # file order: part0 then part1
+    with pytest.raises(DataError, match="text_field 'content' not found; fields: body, label, author"):
+        load_source({**cfg, "text_field": "content"}, tmp_path / "cache2")
