@@ -6,6 +6,7 @@ global_step * accumulation onwards and sees exactly what an uninterrupted run wo
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import lightning as L
@@ -47,6 +48,7 @@ class RandomWindows(IterableDataset):
     def __init__(self, windows: ShardWindows, micro_batch_size: int, seed: int, rank: int, start: int = 0):
         self.windows, self.micro_batch_size = windows, micro_batch_size
         self.seed, self.rank, self.start = seed, rank, start
+        self.fetch_seconds = 0.0  # time spent building batches, for the data-wait share of a step
 
     def batch(self, index: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, index, self.rank])
@@ -55,7 +57,10 @@ class RandomWindows(IterableDataset):
     def __iter__(self):
         index = self.start
         while True:
-            yield self.batch(index)
+            began = time.perf_counter()
+            batch = self.batch(index)
+            self.fetch_seconds += time.perf_counter() - began
+            yield batch
             index += 1
 
 
@@ -85,6 +90,7 @@ class TokenDataModule(L.LightningDataModule):
         self.verify_checksums = verify_checksums
         self.train_windows: ShardWindows | None = None
         self.val: torch.Tensor | None = None
+        self.stream: RandomWindows | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -101,8 +107,12 @@ class TokenDataModule(L.LightningDataModule):
         # Called after a checkpoint is restored, so global_step is where the resumed run stands.
         start = self.trainer.global_step * self.accumulation if self.trainer else 0
         rank = self.trainer.global_rank if self.trainer else 0
-        stream = RandomWindows(self.train_windows, self.micro_batch_size, self.seed, rank, start)
-        return DataLoader(stream, batch_size=None, num_workers=0)
+        self.stream = RandomWindows(self.train_windows, self.micro_batch_size, self.seed, rank, start)
+        # In-process on purpose: a batch costs microseconds, and fetch_seconds stays readable.
+        return DataLoader(self.stream, batch_size=None, num_workers=0)
+
+    def fetch_seconds(self) -> float:
+        return self.stream.fetch_seconds if self.stream else 0.0
 
     def val_batches(self, rank: int, world_size: int, batch_size: int) -> list[torch.Tensor]:
         """This rank's share of the held-out windows, in fixed batches."""

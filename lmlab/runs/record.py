@@ -57,6 +57,10 @@ SLURM_VARS = {
 }
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -67,6 +71,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records are meant to be shared
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,6 +16,8 @@ import lmlab.train.config  # noqa: F401  (registers the schema in Hydra's Config
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab.train")
+# Lightning's hint for interactive SLURM sessions; lmlab launches through submitit and srun itself.
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system")
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")

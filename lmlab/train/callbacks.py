@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from lmlab.runs.record import RunRecord
+from lmlab.train.module import NonFiniteLoss
 
 log = logging.getLogger("lmlab.train")
 
@@ -18,7 +20,7 @@ def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
     """Write to a temporary name and rename, so a kill mid-write never leaves a bad last.ckpt."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)
     if trainer.is_global_zero:
         os.replace(tmp, path)
     trainer.strategy.barrier("lmlab_checkpoint")
@@ -49,21 +51,12 @@ class StepMetrics(OnStep):
         self.fpt_6n, self.fpt_exact = flops_per_token_6n, flops_per_token_exact
         self.peak_flops, self.log_lines = peak_flops, log_lines
         self.window_start = self.window_step = None
-        self.batch_end = None
-        self.data_wait = 0.0
+        self.window_fetch = 0.0
 
     def on_train_start(self, trainer, module) -> None:
         self.window_start, self.window_step = time.perf_counter(), trainer.global_step
+        self.window_fetch = trainer.datamodule.fetch_seconds()
         self.seen_step = trainer.global_step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        # The gap since the last batch ended is spent fetching this one (and in Lightning's loop).
-        if self.batch_end is not None:
-            self.data_wait += time.perf_counter() - self.batch_end
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
-        self.batch_end = time.perf_counter()
 
     def on_step(self, trainer, module) -> None:
         step = trainer.global_step
@@ -73,6 +66,7 @@ class StepMetrics(OnStep):
         dt = now - self.window_start
         world = trainer.world_size
         tokens_per_s = (step - self.window_step) * self.tokens_per_step / dt
+        fetch = trainer.datamodule.fetch_seconds()
         flops_per_s = tokens_per_s * self.fpt_6n
         row = {
             "step": step,
@@ -85,10 +79,10 @@ class StepMetrics(OnStep):
             "tokens_per_s": tokens_per_s,
             "flops_per_s": flops_per_s,
             "mfu": flops_per_s / (self.peak_flops * world) if self.peak_flops else None,
-            "data_wait_frac": self.data_wait / dt,
+            "data_wait_frac": (fetch - self.window_fetch) / dt,
             "elapsed_s": module.elapsed(),
         }
-        self.window_start, self.window_step, self.data_wait = now, step, 0.0
+        self.window_start, self.window_step, self.window_fetch = now, step, fetch
         module.log("tok/s", tokens_per_s, prog_bar=True, logger=False)
         if trainer.is_global_zero:
             self.record.append_metrics(row)
@@ -143,6 +137,10 @@ class PeriodicCheckpoint(OnStep):
     def on_step(self, trainer, module) -> None:
         step = trainer.global_step
         if step % self.every == 0 or step == trainer.max_steps:
+            # A step can turn weights to NaN before any loss shows it: never overwrite a good checkpoint then.
+            if not all(torch.isfinite(p).all() for p in module.parameters()):
+                raise NonFiniteLoss(f"parameters became NaN or infinite by step {step}: the run stops, "
+                                    f"the last good checkpoint is kept (try a lower optim.lr)")
             save_checkpoint(trainer, self.record.checkpoint)
             if trainer.is_global_zero:
                 self.record.set_status("running", step=step, tokens=step * self.tokens_per_step)

@@ -35,11 +35,6 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
-class Precision(str, Enum):
-    fp32 = "32"
-    bf16_mixed = "bf16-mixed"
-
-
 class Logger(str, Enum):
     csv = "csv"
     tensorboard = "tensorboard"
@@ -62,7 +57,7 @@ class RunConfig:
 
 @dataclass
 class ModelConfig:
-    size: str = "tiny"
+    size: str = "100k"
     seq_len: int = 128
     n_layer: Optional[int] = None  # null: from the size registry
     d_model: Optional[int] = None
@@ -73,7 +68,7 @@ class ModelConfig:
     pos: Positions = Positions.learned
     tie_embeddings: bool = True
     dropout: float = 0.0
-    bias: bool = False
+    bias: Optional[bool] = None  # null: from the registry (gpt2-small has biases)
 
 
 @dataclass
@@ -115,7 +110,7 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
-    precision: Precision = Precision.fp32
+    precision: str = "32"  # 32 | bf16-mixed (checked when the run starts)
     compile: bool = False
     threads: Optional[int] = None  # torch CPU threads; null: torch's default
     val_milestones: int = 8  # log-spaced validations, plus one at the end

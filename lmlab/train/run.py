@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.data.datamodule import TokenDataModule
 from lmlab.errors import ConfigError, DataError, LmlabError
-from lmlab.models.family import build_config, count_params, flops_per_token_6n, flops_per_token_exact
+from lmlab.models.family import count_params, resolve_config, flops_per_token_6n, flops_per_token_exact
 from lmlab.runs.record import RunRecord, read_jsonl, run_id
 from lmlab.train.budget import BudgetPlan, plan_budget
 from lmlab.train.callbacks import PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
@@ -26,6 +26,9 @@ log = logging.getLogger("lmlab.train")
 
 def plain(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+PRECISIONS = ("32", "bf16-mixed")
 
 
 def accumulation_steps(trainer_cfg: dict) -> int:
@@ -64,6 +67,7 @@ def make_logger(cfg: dict, run_dir: Path):
     save_dir = run_dir / "logs"
     if name == "none":
         return False
+    save_dir.mkdir(parents=True, exist_ok=True)
     if name == "csv":
         return L.pytorch.loggers.CSVLogger(save_dir, name="", version="")
     try:
@@ -86,6 +90,8 @@ class Run:
     def __init__(self, cfg: DictConfig):
         self.cfg = plain(cfg)
         c = self.cfg
+        if c["trainer"]["precision"] not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={c['trainer']['precision']!r}: expected one of {', '.join(PRECISIONS)}")
         if c["trainer"]["threads"]:
             torch.set_num_threads(c["trainer"]["threads"])
         self.accumulation = accumulation_steps(c["trainer"])
@@ -93,7 +99,7 @@ class Run:
         self.data = TokenDataModule(self.data_dir, c["model"]["seq_len"], c["trainer"]["micro_batch_size"],
                                     c["seed"], c["trainer"]["val_tokens"], self.accumulation,
                                     c["data"]["verify_checksums"])
-        self.gpt = build_config(c["model"], vocab_size=self.data.vocab_size)
+        self.gpt = resolve_config(c["model"], vocab_size=self.data.vocab_size)
         self.counts = count_params(self.gpt)
         self.fpt_6n, self.fpt_exact = flops_per_token_6n(self.gpt), flops_per_token_exact(self.gpt)
         tokens_per_step = c["trainer"]["global_batch_size"] * c["model"]["seq_len"]
@@ -170,7 +176,10 @@ class Run:
         return self.data.val_batches(rank, world_size, self.cfg["trainer"]["micro_batch_size"])
 
     def _preemption_callbacks(self) -> list[L.Callback]:
-        from lmlab.launch.preemption import RequeueOnSignal
+        try:  # TODO(scaffold): lmlab.launch.preemption lands with the SLURM work
+            from lmlab.launch.preemption import RequeueOnSignal
+        except ModuleNotFoundError:
+            return []
 
         def mark(status: str, reason: str) -> None:
             self.record.set_status(status, reason)
