@@ -38,7 +38,7 @@ class RunState:
 class SweepStatus:
     directory: Path
     runs: list[RunState]
-    command: list[str] = field(default_factory=list)  # the sweep's own overrides, for rerun commands
+    launcher: list[str] = field(default_factory=list)  # the sweep's hydra.* overrides (launcher settings)
 
     def count(self, state: str) -> int:
         return sum(r.state == state for r in self.runs)
@@ -52,7 +52,7 @@ class SweepStatus:
             return [f"lmlab-train --config-dir {shlex.quote(str(self.directory / r.run_id))} --config-name config"
                     for r in todo]
         merged = _merge_single_varying_key([r.overrides for r in todo])
-        return [" ".join(["lmlab-train", "-m", *map(shlex.quote, o)]) for o in merged]
+        return [" ".join(["lmlab-train", "-m", *map(shlex.quote, o + self.launcher)]) for o in merged]
 
 
 def _merge_single_varying_key(jobs: list[list[str]]) -> list[list[str]]:
@@ -110,7 +110,7 @@ def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) ->
 
 
 def load_sweep(sweep_dir: Path) -> tuple[list[list[str]], list[Path], list[str]]:
-    """(job overrides, run directories, sweep overrides) of a Hydra sweep directory."""
+    """(job overrides, run directories, hydra.* overrides but the mode) of a Hydra sweep directory."""
     from omegaconf import OmegaConf
 
     meta = OmegaConf.load(sweep_dir / "multirun.yaml")
@@ -124,19 +124,25 @@ def load_sweep(sweep_dir: Path) -> tuple[list[list[str]], list[Path], list[str]]
     pin = [f"paths.runs_dir={runs_dir}"] if runs_dir else []
     jobs = expand_sweep(task)
     dirs = [expected_run_dir(config_dir, hydra_cfg.job.config_name, job + pin) for job in jobs]
-    return jobs, dirs, task
+    launcher = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
+    return jobs, dirs, launcher
 
 
 def slurm_state(job_id: str) -> str | None:
     """SLURM's state of a job (squeue while it is known there, else sacct); None if SLURM is not here."""
     for cmd in (["squeue", "-h", "-j", job_id, "-o", "%T"], ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]):
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.split()
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
         except (FileNotFoundError, subprocess.TimeoutExpired):
             return None
-        if out:
-            return out[-1]
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]  # e.g. "RUNNING", "CANCELLED by 0"
     return None
+
+
+def _at_step(status: dict) -> str:
+    return f" at step {status['step']}" if status.get("step") is not None else ""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -167,15 +173,15 @@ def run_state(run_dir: Path, overrides: list[str]) -> RunState:
     if job:
         state = slurm_state(str(job))
         if state is not None and state.split()[0] not in SLURM_ALIVE:
-            return RunState(name, "failed", f"SLURM job {job} {state} at step {status.get('step')}", overrides)
-        return RunState(name, "running", f"SLURM job {job} {state or 'unknown'}, {status['status']} at step "
-                                         f"{status.get('step')}", overrides)
+            return RunState(name, "failed", f"SLURM job {job} {state}{_at_step(status)}", overrides)
+        return RunState(name, "running", f"SLURM job {job} {state or 'unknown'}, {status['status']}{_at_step(status)}",
+                        overrides)
     env_path = run_dir / "env.json"
     env = read_json(env_path) if env_path.exists() else {}
     if env.get("host") == status.get("host") == os.uname().nodename and env.get("pid") and not _pid_alive(env["pid"]):
-        return RunState(name, "failed", f"process {env['pid']} is gone ({status['status']} at step "
-                                        f"{status.get('step')}): relaunch to resume", overrides)
-    return RunState(name, "running", f"{status['status']} at step {status.get('step')}", overrides)
+        return RunState(name, "failed", f"process {env['pid']} is gone ({status['status']}{_at_step(status)}): "
+                                        "relaunch to resume", overrides)
+    return RunState(name, "running", f"{status['status']}{_at_step(status)}", overrides)
 
 
 def sweep_status(directory: Path) -> SweepStatus:
@@ -185,8 +191,8 @@ def sweep_status(directory: Path) -> SweepStatus:
     if not directory.is_dir():
         raise ConfigError(f"runs status: {directory} is not a directory")
     if (directory / "multirun.yaml").exists():
-        jobs, dirs, task = load_sweep(directory)
-        return SweepStatus(directory, [run_state(d, job) for d, job in zip(dirs, jobs)], task)
+        jobs, dirs, launcher = load_sweep(directory)
+        return SweepStatus(directory, [run_state(d, job) for d, job in zip(dirs, jobs)], launcher)
     found = find_runs(directory)
     if not found:
         raise ConfigError(f"runs status: {directory} holds neither multirun.yaml (a sweep) nor run directories")
