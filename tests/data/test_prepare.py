@@ -139,3 +139,29 @@ def test_an_interrupted_prepare_leaves_nothing_that_loads(tmp_path):
         open_split(partial, "train")
     out = prepare_preset("sotu", tmp_path, ["source.max_documents=120", "shard_tokens=20000"])
     assert len(open_split(out, "train", verify=True)) > 1 and not partial.exists()
+
+
+def test_data_card_counts_what_each_stage_removed_and_replaced(tmp_path):
+    docs = paragraphs(24, 60, seed=5)
+    words = docs[1].split()
+    near = " ".join(words[:10] + ["notwithstanding"] + words[11:])
+    pii = [docs[2] + " Write to ada.lovelace@example.org today.", docs[3] + " Call (202) 555-0143 now.",
+           docs[4] + " Card 4111 1111 1111 1111, again 4111-1111-1111-1111."]
+    texts = pii + docs[5:] + [docs[5].upper(), near + " ", "Too short to keep.", "Also short."]
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in [docs[1]] + texts))
+    out = run_prepare(_local(src, tmp_path))
+    card = json.loads((out / "data_card.json").read_text())
+    stages = {s["stage"]: s for s in card["stages"]}
+    assert stages["source"]["documents_out"] == 1 + len(texts)
+    assert stages["clean"]["removed"] == {"min_words": 2}
+    assert stages["clean"]["examples"]["min_words"] == ["Too short to keep.", "Also short."]
+    assert stages["dedup"]["removed"] == {"exact_duplicate": 1, "near_duplicate": 1}
+    assert stages["pii"]["replaced"] == {"SECRET": 0, "EMAIL": 1, "IBAN": 0, "CREDIT_CARD": 2, "US_SSN": 0,
+                                         "IPV6": 0, "IPV4": 0, "PHONE": 1}
+    assert sum(s["documents"] for s in card["splits"].values()) == stages["pii"]["documents_out"] == len(texts) - 3
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    text = "".join(tok.decode(np.concatenate(open_split(out, s)).tolist()) for s in ("train", "validation", "test"))
+    assert "<EMAIL>" in text and "ada.lovelace" not in text and "4111" not in text
+    md = (out / "data_card.md").read_text()
+    assert "| min_words | 2 |" in md and "| near_duplicate | 1 |" in md and "| CREDIT_CARD | 2 |" in md
