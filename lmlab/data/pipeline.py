@@ -26,6 +26,8 @@ TOKENIZER_FILE = "tokenizer.json"
 DOCUMENTS_FILE = "documents.parquet"
 READ_BATCH = 256
 FORMAT_VERSION = 1
+# Config keys that change what is written; the others (where, how fast, whether to overwrite) do not.
+HASHED_KEYS = ("source", "clean", "tokenizer", "splits", "seed", "shard_tokens")
 
 
 def text_stages():
@@ -84,7 +86,7 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
 
     manifest = {
         "format_version": FORMAT_VERSION, "name": cfg["name"], "config_hash": digest,
-        "config": {k: cfg[k] for k in ("source", "clean", "tokenizer", "splits", "seed", "shard_tokens")},
+        "config": {k: cfg[k] for k in HASHED_KEYS},
         "source": provenance, "vocab_size": tok_info["vocab_size"], "dtype": tok_info["dtype"],
         "eot_id": tok_info["eot_id"], "eot_token": tok_info["eot_token"], "tokenizer_file": TOKENIZER_FILE,
         "tokenizer_sha256": tok_info["sha256"], "splits": counts, "documents_file": DOCUMENTS_FILE,

@@ -20,14 +20,13 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from lmlab.data.pipeline import HASHED_KEYS, build_corpus, check_config
 from lmlab.data.shards import MANIFEST
 from lmlab.errors import ConfigError, DataError
 
 log = logging.getLogger("lmlab.data")
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Keys that change what is written; the others (where, how fast, whether to overwrite) do not.
-HASHED_KEYS = ("source", "clean", "tokenizer", "splits", "seed", "shard_tokens")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -76,8 +75,6 @@ def run_prepare(cfg) -> Path:
     name = str(plain.get("name"))
     if not NAME_RE.match(name):
         raise ConfigError(f"name: got {name!r}, expected letters, digits, '.', '_' or '-' (a directory name)")
-    from lmlab.data.pipeline import build_corpus, check_config
-
     check_config(plain)
     root = Path(plain["data_dir"]).expanduser().resolve()
     out = root / name
