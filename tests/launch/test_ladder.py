@@ -1,0 +1,122 @@
+"""Ladder plans: grid and IsoFLOP arithmetic, rules in N, commands that compose, bad ladders."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from lmlab.cli import main
+from lmlab.errors import ConfigError
+from lmlab.launch.ladder import launch_commands, load_ladder, plan
+from lmlab.models.family import count_params, flops_per_token_exact, get_size
+from lmlab.runs.record import run_id
+from lmlab.train.budget import plan_budget
+from tests.conftest import compose
+
+
+def write(tmp_path, **ladder):
+    path = tmp_path / "ladder.yaml"
+    path.write_text(yaml.safe_dump(ladder))
+    return str(path)
+
+
+def test_grid_trains_each_size_on_its_chinchilla_multiple():
+    ladder = load_ladder("cpu_grid")
+    runs = plan(ladder)
+    assert len(runs) == len(ladder["sizes"]) * len(ladder["chinchilla_multiples"]) * len(ladder["seeds"])
+    for r in runs:
+        m = float(r.budget_override.split("=")[1])
+        wanted = m * 20 * r.n_params
+        assert wanted - r.batch * ladder["seq_len"] < r.tokens <= wanted  # whole steps, at most one short
+        assert r.tokens == r.steps * r.batch * ladder["seq_len"]
+
+
+def test_batch_grows_and_learning_rate_shrinks_with_n():
+    runs = sorted({r.size: r for r in plan(load_ladder("gpu_chinchilla"))}.values(), key=lambda r: r.n_params)
+    batches, lrs = [r.batch for r in runs], [r.lr for r in runs]
+    assert batches == sorted(batches) and batches[0] < batches[-1]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1]
+    assert all(b & (b - 1) == 0 for b in batches)  # powers of two
+
+
+def test_rules_can_be_overridden(tmp_path):
+    base = dict(kind="grid", group="g", sizes=["100k"], chinchilla_multiples=[1], seeds=[0], vocab_size=4096,
+                seq_len=128)
+    [default] = plan(load_ladder(write(tmp_path, **base)))
+    [fixed] = plan(load_ladder(write(tmp_path, **base, rules={"lr": {"coef": 1e-3, "exponent": 0.0},
+                                                                "batch": {"min_sequences": 256}})))
+    assert fixed.lr == 1e-3 and default.lr != 1e-3
+    assert fixed.batch == 256 and default.batch < 256
+
+
+def test_isoflop_sizes_span_the_optimum_and_spend_the_budget():
+    ladder = load_ladder("isoflop_cpu")
+    runs = plan(ladder)
+    for c in ladder["flops"]:
+        mine = [r for r in runs if r.budget_override == f"budget.flops={c:g}"]
+        assert 3 <= len(mine) <= ladder["per_budget"]
+        n_opt = math.sqrt(c / 120)
+        assert all(n_opt / ladder["span"] <= r.n_params <= n_opt * ladder["span"] for r in mine)
+        for r in mine:
+            fpt = flops_per_token_exact(get_size(r.size).config(ladder["vocab_size"], seq_len=ladder["seq_len"]))
+            assert c - r.batch * ladder["seq_len"] * fpt < r.flops_exact <= c * (1 + 1e-9)
+
+
+def test_launch_commands_compose_into_the_planned_runs():
+    """Each command's overrides give training configs whose run ids start with the planned names."""
+    ladder = load_ladder("cpu_grid")
+    runs = plan(ladder)
+    for command in launch_commands(ladder, runs):
+        args = command.split()[2:]
+        sweeps = {a.split("=")[0]: a.split("=")[1].split(",") for a in args if "," in a}
+        fixed = [a for a in args if "," not in a]
+        for budget in sweeps["budget.chinchilla_multiple"]:
+            for seed in sweeps["seed"]:
+                cfg = compose([*fixed, f"budget.chinchilla_multiple={budget}", f"seed={seed}"])
+                gpt = get_size(cfg.model.size).config(ladder["vocab_size"], seq_len=cfg.model.seq_len)
+                tag = plan_budget(dict(cfg.budget), count_params(gpt)["n_params"], 1.0,
+                                  cfg.trainer.global_batch_size * cfg.model.seq_len).tag
+                plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+                name = run_id(plain, tag).rsplit("-", 1)[0]  # without the config hash
+                [planned] = [r for r in runs if r.name == name]
+                assert cfg.trainer.global_batch_size == planned.batch and cfg.optim.lr == planned.lr
+
+
+def test_plan_prints_runs_totals_and_time_from_a_measured_speed(capsys):
+    assert main(["ladder", "plan", "cpu_grid", "--flops-per-s", "1e10"]) == 0
+    out = capsys.readouterr().out
+    total = sum(r.flops_exact for r in plan(load_ladder("cpu_grid")))
+    assert f"total compute {total:.3g} FLOPs" in out
+    assert f"estimated {total / 1e10 / 3600:.1f}h" in out
+    assert out.count("lmlab-train -m") == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batchsize": 3}, "unknown key(s) batchsize"),
+    ({"kind": "spiral"}, "kind='spiral'"),
+    ({"sizes": None}, "key 'sizes' is missing"),
+    ({"chinchilla_multiples": [1, -2]}, "expected positive numbers"),
+    ({"sizes": ["nosuch"]}, "nosuch"),
+    ({"rules": {"lr": {"slope": 1}}}, "rules.lr"),
+])
+def test_a_bad_ladder_is_one_clear_error(tmp_path, change, message):
+    ladder = dict(kind="grid", group="g", sizes=["100k"], chinchilla_multiples=[1], seeds=[0], vocab_size=4096,
+                  seq_len=128) | change
+    with pytest.raises(ConfigError) as err:
+        plan(load_ladder(write(tmp_path, **ladder)))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_isoflop_budget_with_too_few_sizes_near_its_optimum_is_refused(tmp_path):
+    path = write(tmp_path, kind="isoflop", group="g", sizes=["14k", "25k", "1.6b"], flops=[1e13], seeds=[0],
+                 vocab_size=4096, seq_len=128)
+    with pytest.raises(ConfigError, match="needs at least 3"):
+        plan(load_ladder(path))
+
+
+def test_an_unknown_ladder_name_lists_the_known_ones(capsys):
+    assert main(["ladder", "plan", "nosuch"]) == 2
+    assert "cpu_grid" in capsys.readouterr().err
