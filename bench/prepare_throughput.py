@@ -62,10 +62,10 @@ def main() -> None:
 
 def _cleaned_texts(data_dir: Path) -> list[str]:
     """The text that was tokenized: the output of the last text stage."""
-    from datasets import load_from_disk
+    import pyarrow.parquet as pq
 
     last = sorted((data_dir / "stages").iterdir())[-1]
-    return list(load_from_disk(str(last))["text"])
+    return pq.read_table(last, columns=["text"]).column("text").to_pylist()
 
 
 def _rate(fn) -> float:

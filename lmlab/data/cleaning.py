@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from lmlab.data.parallel import procs_for
+from lmlab.data.progress import LoggedMap
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ufeff]")
 INLINE_SPACE = re.compile(r"[^\S\n]+")
@@ -113,7 +114,7 @@ def _clean_batch(batch: dict, cfg: Mapping) -> dict:
 
 def clean_stage(ds, cfg: Mapping, num_proc: int):
     """Normalise every document and drop those that fail a filter; returns (dataset, counters)."""
-    marked = ds.map(_clean_batch, batched=True, batch_size=64, fn_kwargs={"cfg": cfg},
+    marked = ds.map(LoggedMap(_clean_batch, "clean"), batched=True, batch_size=64, fn_kwargs={"cfg": cfg},
                     num_proc=procs_for(ds, num_proc), desc="clean")
     reasons = marked["_reason"]
     removed = Counter(r for r in reasons if r)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from lmlab.data.parallel import procs_for
+from lmlab.data.progress import LoggedMap
 from lmlab.errors import ConfigError
 
 WORD = re.compile(r"\w+")
@@ -119,8 +120,9 @@ def dedup_stage(ds, cfg: Mapping, num_proc: int):
         return ds, {"removed": {}}
     threshold, num_perm, ngram = float(d.get("threshold", 0.8)), int(d.get("num_perm", 128)), int(d.get("ngram", 5))
     a, b = permutations(num_perm, int(d.get("seed", 1)))
-    marked = ds.map(_signature_batch, batched=True, batch_size=32, fn_kwargs={"ngram": ngram, "a": a, "b": b},
-                    num_proc=procs_for(ds, num_proc), desc="dedup signatures")
+    marked = ds.map(LoggedMap(_signature_batch, "dedup signatures"), batched=True, batch_size=32,
+                    fn_kwargs={"ngram": ngram, "a": a, "b": b}, num_proc=procs_for(ds, num_proc),
+                    desc="dedup signatures")
     drop = np.zeros(len(marked), dtype=bool)
     exact_of: dict[int, int] = {}
     if d.get("exact", True):
@@ -136,9 +138,11 @@ def dedup_stage(ds, cfg: Mapping, num_proc: int):
         bands, rows = lsh_bands(num_perm, threshold)
         signatures = np.asarray(marked.with_format("numpy")["_minhash"], dtype=np.uint32)
 
+        texts = marked.select_columns(["text"])
+
         def similar(i: int, j: int) -> bool:  # exact Jaccard of the shingle sets, for candidates only
-            texts = marked.select_columns(["text"])
-            return jaccard(shingle_hashes(texts[i]["text"], ngram), shingle_hashes(texts[j]["text"], ngram)) >= threshold
+            a_i, a_j = shingle_hashes(texts[i]["text"], ngram), shingle_hashes(texts[j]["text"], ngram)
+            return jaccard(a_i, a_j) >= threshold
 
         near_of = near_duplicates(signatures, bands, rows, drop, similar)
         drop[list(near_of)] = True

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lmlab.data.parallel import procs_for
+from lmlab.data.progress import LoggedMap
 from lmlab.errors import ConfigError
 
 TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IPV6", "IPV4", "PHONE")
@@ -232,7 +233,7 @@ def pii_stage(ds, cfg: Mapping, num_proc: int):
     if not pii.get("enabled", True):
         return ds, {"replaced": {}}
     types = frozenset(pii.get("types") or TYPES)
-    marked = ds.map(_scrub_batch, batched=True, batch_size=64, fn_kwargs={"types": types},
+    marked = ds.map(LoggedMap(_scrub_batch, "pii"), batched=True, batch_size=64, fn_kwargs={"types": types},
                     num_proc=procs_for(ds, num_proc), desc="pii")
     cols = [f"_pii_{t}" for t in TYPES]
     replaced = {t: int(sum(marked[f"_pii_{t}"])) for t in TYPES}

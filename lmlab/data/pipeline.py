@@ -115,8 +115,10 @@ def _words(ds) -> int:
 
 
 def _keep(ds, out: Path, index: int, name: str, cfg: dict) -> None:
+    """The stage's output as stages/<index>-<name>.parquet, for inspection."""
     if cfg.get("keep_stages"):
-        ds.save_to_disk(str(out / "stages" / f"{index}-{name}"))
+        (out / "stages").mkdir(exist_ok=True)
+        ds.to_parquet(str(out / "stages" / f"{index}-{name}.parquet"))
 
 
 def _tokenizer(cfg: dict, ds, out: Path):

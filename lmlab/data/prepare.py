@@ -1,6 +1,6 @@
 """The prepare pipeline: source -> clean -> dedup -> PII -> split -> tokenizer -> shards -> card.
 
-Each stage writes its own output (stages/<n>-<stage>/, an Arrow table) and counters (the data
+Each stage writes its own output (stages/<n>-<stage>.parquet) and counters (the data
 card). The corpus is built in `<root>/<name>.partial` and renamed to `<root>/<name>` only when
 complete, under a lock, so an interrupted or concurrent prepare never leaves a directory that
 loads as valid. The same config lands in the same directory and is skipped when already done.

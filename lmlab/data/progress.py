@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -51,3 +52,27 @@ def batches_with_progress(batches: Iterator[dict], desc: str, total: int, key: s
         for batch in batches:
             yield batch
             bar.update(len(batch[key]))
+
+
+class LoggedMap:
+    """A batched `Dataset.map` function that logs how many documents it has done every few seconds
+    when there is no terminal (each worker process its own count); in a terminal, `datasets`' own
+    bar shows the progress. Its pickled state, which `datasets` fingerprints, holds no clock."""
+
+    def __init__(self, fn, desc: str):
+        self.fn, self.desc = fn, desc
+        self.done, self._last_log = 0, time.monotonic()
+
+    def __getstate__(self) -> dict:
+        return {"fn": self.fn, "desc": self.desc}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["fn"], state["desc"])
+
+    def __call__(self, batch: dict, **kwargs) -> dict:
+        out = self.fn(batch, **kwargs)
+        self.done += len(batch["text"])
+        if time.monotonic() - self._last_log >= LOG_EVERY_S and not sys.stderr.isatty():
+            self._last_log = time.monotonic()
+            log.info("%s: %d documents (process %d)", self.desc, self.done, os.getpid())
+        return out

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datasets import load_from_disk
 from tokenizers import Tokenizer
 
 from lmlab.data.prepare import compose_prepare_config, prepare_preset, run_prepare
@@ -48,11 +47,17 @@ def test_same_inputs_and_config_give_the_same_directory(tmp_path):
     assert [f for f in fa if fa[f] != fb[f]] == []
 
 
+def test_a_local_source_prepared_twice_gives_identical_files(jsonl, tmp_path):
+    a, b = run_prepare(_local(jsonl, tmp_path / "a")), run_prepare(_local(jsonl, tmp_path / "b"))
+    fa, fb = _files(a), _files(b)
+    assert sorted(fa) == sorted(fb) and [f for f in fa if fa[f] != fb[f]] == []
+
+
 @pytest.mark.slow
 def test_every_document_is_in_one_split_and_its_tokens_decode_to_its_text(sotu_dir):
     docs = pq.read_table(sotu_dir / "documents.parquet").to_pylist()
     assert len({d["id"] for d in docs}) == len(docs) == 249
-    last_stage = load_from_disk(str(sorted((sotu_dir / "stages").iterdir())[-1]))
+    last_stage = pq.read_table(sorted((sotu_dir / "stages").iterdir())[-1]).to_pydict()
     texts = dict(zip(last_stage["id"], last_stage["text"]))
     manifest = read_manifest(sotu_dir)
     tok = Tokenizer.from_file(str(sotu_dir / "tokenizer.json"))
