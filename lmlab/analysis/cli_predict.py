@@ -41,6 +41,7 @@ def run(args) -> int:
         print(f"{fit.law.target}({shown}) = {fit.predict(**inputs)[0]:.4f}  (no interval: fit without --bootstrap)")
     else:
         point, lo, hi = predict_interval(fit, **inputs)
+        _, run_lo, run_hi = predict_interval(fit, single_run=True, **inputs)
         print(f"{fit.law.target}({shown}) = {point[0]:.4f}  {fit.bootstrap.level:.0%} interval "
-              f"[{lo[0]:.4f}, {hi[0]:.4f}]")
+              f"[{lo[0]:.4f}, {hi[0]:.4f}] (the law); [{run_lo[0]:.4f}, {run_hi[0]:.4f}] (one run)")
     return 0

@@ -160,10 +160,19 @@ def bootstrap(fit: Fit, n_resamples: int = 1000, *, level: float = 0.95, seed: i
     return fit.bootstrap
 
 
-def predict_interval(fit: Fit, **inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Point prediction and the bootstrap interval at the given inputs (needs fit.bootstrap)."""
+def predict_interval(fit: Fit, *, single_run: bool = False, **inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point prediction and the bootstrap interval at the given inputs (needs fit.bootstrap).
+
+    By default the interval is for the law itself (the expected loss). With single_run, each
+    resampled law also gets one of the fit's residuals added, so the interval is for one new run,
+    which scatters about the law as the fitted runs did."""
     if fit.bootstrap is None:
         raise FitError("this fit has no bootstrap samples; expected a fit made with --bootstrap K (K >= 2)")
     point = fit.predict(**inputs)
-    lo, hi = fit.bootstrap.interval(fit.law.predict_theta(fit.bootstrap.thetas, inputs))
+    samples = fit.law.predict_theta(fit.bootstrap.thetas, inputs)
+    if single_run:
+        rng = np.random.default_rng(fit.bootstrap.seed)
+        noise = rng.choice(fit.residuals(), size=samples.shape)
+        samples = samples * np.exp(-noise) if fit.law.space == "log" else samples - noise
+    lo, hi = fit.bootstrap.interval(samples)
     return point, lo, hi

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from lmlab.analysis.fit import Fit
+from lmlab.analysis.fit import Fit, predict_interval
 from lmlab.errors import FitError
 
 _COMPARE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
@@ -50,8 +50,9 @@ def holdout_mask(rule: str, X: dict, df: pd.DataFrame | None = None) -> np.ndarr
 
 
 def holdout_report(fit: Fit, X: dict, y, labels=None) -> tuple[pd.DataFrame, dict]:
-    """Per held-out point: inputs, actual, predicted (with the bootstrap interval when there is one),
-    relative error; and the summary (mean and max absolute relative error, share inside the interval)."""
+    """Per held-out point: inputs, actual, predicted, relative error and, when the fit is bootstrapped,
+    the interval of the law (lo, hi) and of a single run (run_lo, run_hi: the law plus the fit's own
+    scatter); and the summary (mean and max absolute relative error, share inside each interval)."""
     y = np.asarray(y, dtype=float)
     pred = fit.law.predict_theta(fit.theta, X)[0]
     table = pd.DataFrame({name: np.asarray(v, dtype=float) for name, v in X.items()})
@@ -63,7 +64,8 @@ def holdout_report(fit: Fit, X: dict, y, labels=None) -> tuple[pd.DataFrame, dic
                "max_abs_rel_error": float(np.max(np.abs(table["rel_error"]))),
                "mean_rel_error": float(np.mean(table["rel_error"]))}
     if fit.bootstrap is not None:
-        lo, hi = fit.bootstrap.interval(fit.law.predict_theta(fit.bootstrap.thetas, X))
-        table["lo"], table["hi"] = lo, hi
-        summary["share_inside_interval"] = float(np.mean((y >= lo) & (y <= hi)))
+        for prefix, single in (("", False), ("run_", True)):
+            _, lo, hi = predict_interval(fit, single_run=single, **X)
+            table[f"{prefix}lo"], table[f"{prefix}hi"] = lo, hi
+            summary[f"share_inside_{prefix}interval"] = float(np.mean((y >= lo) & (y <= hi)))
     return table, summary

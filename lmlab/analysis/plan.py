@@ -66,9 +66,17 @@ def optimum(fit: Fit, flops: float, thetas: np.ndarray | None = None) -> tuple[n
     """Compute-optimal N and the loss there, for the fit (or each row of thetas)."""
     thetas = np.atleast_2d(fit.theta if thetas is None else thetas)
     ns = optimal_n(fit, flops, thetas)
-    # row i of the (k, k) prediction is theta i at every N; its diagonal is each theta at its own N
-    losses = np.diagonal(fit.law.predict_theta(thetas, inputs_at(fit.law, flops, ns))).copy()
-    return ns, losses
+    return ns, paired_predict(fit.law, thetas, inputs_at(fit.law, flops, ns))
+
+
+def paired_predict(law, thetas: np.ndarray, X: dict, block: int = 64) -> np.ndarray:
+    """Row i of thetas at point i of X. The batched law evaluates every row at every point, so take
+    diagonals of small blocks rather than of one k x k matrix."""
+    out = np.empty(len(thetas))
+    for i in range(0, len(thetas), block):
+        sl = slice(i, i + block)
+        out[sl] = np.diagonal(law.predict_theta(thetas[sl], {k: v[sl] for k, v in X.items()}))
+    return out
 
 
 @dataclass

@@ -9,7 +9,6 @@ from pathlib import Path
 import io
 
 import matplotlib
-import matplotlib.ticker
 import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
@@ -122,9 +121,7 @@ def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> Figure:
     ax.set(xlabel="compute C = 6ND (FLOPs)" if tradeoff else fit.law.inputs[0], ylabel=fit.law.target,
            title=f"{fit.law.name}: {fit.law.formula}")
     if fit.law.space == "log":
-        ax.set(xscale="log", yscale="log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xscale("log")   # loss stays linear: its range is well under a decade
     ax.legend(fontsize=8)
     return fig
 
@@ -160,7 +157,7 @@ def residuals(fit: Fit) -> Figure:
     for ax, (name, x) in zip(axes[0], panels):
         ax.scatter(x, r, s=10, color="tab:blue")
         ax.axhline(0.0, color="black", lw=0.8)
-        if np.all(np.asarray(x) > 0) and fit.law.space == "log":
+        if name in fit.law.positive_inputs():
             ax.set_xscale("log")
         ax.set(xlabel=name, ylabel=f"residual ({fit.law.space})")
     fig.suptitle(f"{fit.law.name} residuals")

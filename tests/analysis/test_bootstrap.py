@@ -47,6 +47,21 @@ def test_intervals_shrink_with_less_noise():
     assert widths[1] < widths[0] / 2
 
 
+def test_single_run_interval_adds_the_scatter_of_runs():
+    rng = np.random.default_rng(2)
+    y = chinchilla_loss(N, D) * np.exp(0.01 * rng.standard_normal(len(N)))
+    fit = fit_law(CHINCHILLA, {"N": N, "D": D}, y, starts=CHINCHILLA.from_params(TRUTH))
+    bootstrap(fit, 300)
+    probe = {"N": N[:10], "D": D[:10]}
+    _, lo, hi = predict_interval(fit, **probe)
+    _, run_lo, run_hi = predict_interval(fit, single_run=True, **probe)
+    assert np.all(run_lo < lo) and np.all(run_hi > hi)
+    # about 95% of fresh runs fall inside the single-run interval
+    fresh = chinchilla_loss(N, D) * np.exp(0.01 * rng.standard_normal(len(N)))
+    _, run_lo, run_hi = predict_interval(fit, single_run=True, N=N, D=D)
+    assert 0.85 <= np.mean((fresh >= run_lo) & (fresh <= run_hi)) <= 1.0
+
+
 def test_prediction_interval_needs_a_bootstrap():
     fit = fit_law(CHINCHILLA, {"N": N, "D": D}, chinchilla_loss(N, D), starts=CHINCHILLA.from_params(TRUTH))
     with pytest.raises(FitError, match="no bootstrap samples"):

@@ -125,7 +125,9 @@ def test_holdout_by_compute(study, tmp_path):
     assert main(["fit", str(path), "--holdout", "C>=1e20", "--bootstrap", "50", "-o", str(tmp_path / "f.json")]) == 0
     doc = json.loads((tmp_path / "f.json").read_text())
     assert doc["holdout"]["summary"]["n_heldout"] == int((runs.flops_6n >= 1e20).sum())
-    assert 0.0 <= doc["holdout"]["summary"]["share_inside_interval"] <= 1.0
+    summary = doc["holdout"]["summary"]
+    assert summary["share_inside_interval"] <= summary["share_inside_run_interval"]
+    assert all(p["run_hi"] - p["run_lo"] > p["hi"] - p["lo"] > 0 for p in doc["holdout"]["points"])
 
 
 @pytest.mark.parametrize("method", [1, 2])
