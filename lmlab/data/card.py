@@ -22,12 +22,13 @@ def render_markdown(card: dict) -> str:
              f"Source: `{card['source'].get('description')}` ({card['source'].get('documents')} documents). "
              f"Config hash `{card['config_hash'][:12]}`.", "",
              "## Stages", "",
-             "Words are whitespace-separated; tokens are the trained tokenizer's.", "",
-             "| stage | documents in | documents out | words in | words out |",
-             "|---|---:|---:|---:|---:|"]
+             "Words are whitespace-separated; tokens (with one end-of-text per document) are the trained "
+             "tokenizer's, counted where the text becomes tokens.", "",
+             "| stage | documents in | documents out | words in | words out | tokens out |",
+             "|---|---:|---:|---:|---:|---:|"]
     for st in card["stages"]:
         lines.append(f"| {st['stage']} | {st['documents_in']} | {st['documents_out']} | "
-                     f"{st.get('words_in', '')} | {st.get('words_out', '')} |")
+                     f"{st['words_in']} | {st['words_out']} | {st.get('tokens_out', '')} |")
     for st in card["stages"]:
         lines += _stage_details(st)
     lines += ["", "## Splits", "", "| split | documents | tokens | shards |", "|---|---:|---:|---:|"]

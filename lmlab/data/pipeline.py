@@ -13,6 +13,7 @@ import numpy as np
 
 from lmlab.data.card import write_card
 from lmlab.data.encode import write_split_shards
+from lmlab.data.pii import scrub
 from lmlab.data.progress import batches_with_progress
 from lmlab.data.shards import ShardWriter, dtype_for_vocab, write_manifest
 from lmlab.data.sources import load_source
@@ -82,6 +83,10 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
     ds = ds.add_column("split", assign_splits(ds["id"], cfg["splits"], int(cfg["seed"])))
     tok, tok_info = _tokenizer(cfg["tokenizer"], ds, out)
     counts = _shards(cfg, ds, tok, tok_info, out)
+    text_out = stages[-1]
+    stages.append({"stage": "shards", "documents_in": text_out["documents_out"], "words_in": text_out["words_out"],
+                   "documents_out": sum(c["documents"] for c in counts.values()), "words_out": text_out["words_out"],
+                   "tokens_out": sum(c["tokens"] for c in counts.values())})
     shutil.rmtree(cache, ignore_errors=True)
 
     manifest = {
@@ -105,6 +110,8 @@ def _record(name: str, previous: dict | None, after, counters: dict, t0: float) 
     rec["documents_in"] = previous["documents_out"] if previous else rec["documents_out"]
     rec["words_in"] = previous["words_out"] if previous else rec["words_out"]
     rec.update(counters)
+    if "examples" in rec:  # the card is meant to be shared: examples never carry personal data
+        rec["examples"] = {k: [scrub(text)[0] for text in v] for k, v in rec["examples"].items()}
     log.info("stage %s: %d -> %d documents, %d -> %d words (%.1fs)", name, rec["documents_in"],
              rec["documents_out"], rec["words_in"], rec["words_out"], time.monotonic() - t0)
     return rec

@@ -152,7 +152,7 @@ def test_data_card_counts_what_each_stage_removed_and_replaced(tmp_path):
     near = " ".join(words[:10] + ["notwithstanding"] + words[11:])
     pii = [docs[2] + " Write to ada.lovelace@example.org today.", docs[3] + " Call (202) 555-0143 now.",
            docs[4] + " Card 4111 1111 1111 1111, again 4111-1111-1111-1111."]
-    texts = pii + docs[5:] + [docs[5].upper(), near + " ", "Too short to keep.", "Also short."]
+    texts = pii + docs[5:] + [docs[5].upper(), near + " ", "Too short to keep.", "Also short, bob@example.com."]
     src = tmp_path / "docs.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in [docs[1]] + texts))
     out = run_prepare(_local(src, tmp_path))
@@ -160,11 +160,13 @@ def test_data_card_counts_what_each_stage_removed_and_replaced(tmp_path):
     stages = {s["stage"]: s for s in card["stages"]}
     assert stages["source"]["documents_out"] == 1 + len(texts)
     assert stages["clean"]["removed"] == {"min_words": 2}
-    assert stages["clean"]["examples"]["min_words"] == ["Too short to keep.", "Also short."]
+    # Examples in the card are scrubbed too, although the document never reached the PII stage.
+    assert stages["clean"]["examples"]["min_words"] == ["Too short to keep.", "Also short, <EMAIL>."]
     assert stages["dedup"]["removed"] == {"exact_duplicate": 1, "near_duplicate": 1}
     assert stages["pii"]["replaced"] == {"SECRET": 0, "EMAIL": 1, "IBAN": 0, "CREDIT_CARD": 2, "US_SSN": 0,
                                          "IPV6": 0, "IPV4": 0, "PHONE": 1}
     assert sum(s["documents"] for s in card["splits"].values()) == stages["pii"]["documents_out"] == len(texts) - 3
+    assert stages["shards"]["tokens_out"] == sum(s["tokens"] for s in card["splits"].values())
     tok = Tokenizer.from_file(str(out / "tokenizer.json"))
     text = "".join(tok.decode(np.concatenate(open_split(out, s)).tolist()) for s in ("train", "validation", "test"))
     assert "<EMAIL>" in text and "ada.lovelace" not in text and "4111" not in text
