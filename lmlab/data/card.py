@@ -8,6 +8,7 @@ from pathlib import Path
 
 CARD_JSON = "data_card.json"
 CARD_MD = "data_card.md"
+CARD_PNG = "data_card.png"
 
 
 def write_card(out_dir: Path, card: dict) -> None:
@@ -17,8 +18,33 @@ def write_card(out_dir: Path, card: dict) -> None:
         os.replace(tmp, out_dir / name)
 
 
+def write_card_figure(out_dir: Path, card: dict, doc_tokens, doc_splits) -> None:
+    """data_card.png: documents left after each stage, and the length of documents in each split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    names = [st["stage"] for st in card["stages"]]
+    left.bar(names, [st["documents_out"] for st in card["stages"]], color="tab:blue")
+    left.set(title="documents after each stage", ylabel="documents")
+    tokens, splits = np.asarray(doc_tokens), np.asarray(doc_splits)
+    bins = np.logspace(np.log10(tokens.min()), np.log10(tokens.max() + 1), 30)
+    for name in card["splits"]:
+        part = tokens[splits == name]
+        right.hist(part, bins=bins, weights=np.full(len(part), 1 / max(1, len(part))), histtype="step", label=name)
+    right.set(xscale="log", title="tokens per document", xlabel="tokens", ylabel="share of the split's documents")
+    right.xaxis.set_minor_formatter(NullFormatter())
+    right.legend()
+    fig.savefig(out_dir / CARD_PNG, dpi=100, metadata={"Software": None})
+
+
 def render_markdown(card: dict) -> str:
-    lines = [f"# Data card: {card['name']}", "",
+    lines = [f"# Data card: {card['name']}", "", f"![stages and document lengths]({CARD_PNG})", "",
              f"Source: `{card['source'].get('description')}` ({card['source'].get('documents')} documents). "
              f"Config hash `{card['config_hash'][:12]}`.", "",
              "## Stages", "",
@@ -43,6 +69,8 @@ def render_markdown(card: dict) -> str:
 
 def _stage_details(st: dict) -> list[str]:
     out = []
+    if "normalised" in st:
+        out += ["", f"### {st['stage']}: {st['normalised']} documents changed by normalisation"]
     if st.get("removed"):
         out += ["", f"### {st['stage']}: removed", "", "| reason | documents |", "|---|---:|"]
         out += [f"| {reason} | {n} |" for reason, n in st["removed"].items()]

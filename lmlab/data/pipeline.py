@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from lmlab.data.card import write_card
+from lmlab.data.card import write_card, write_card_figure
 from lmlab.data.encode import write_split_shards
 from lmlab.data.pii import scrub
 from lmlab.data.progress import batches_with_progress
@@ -101,6 +102,8 @@ def build_corpus(cfg: dict, digest: str, out: Path) -> None:
                        for k, v in counts.items()},
             "tokenizer": tok_info, "clean_config": cfg["clean"]}
     write_card(out, card)
+    documents = pq.read_table(out / DOCUMENTS_FILE, columns=["split", "tokens"]).to_pydict()
+    write_card_figure(out, card, documents["tokens"], documents["split"])
     write_manifest(out, manifest)
 
 
@@ -148,7 +151,6 @@ def _tokenizer(cfg: dict, ds, out: Path):
 def _write_documents(out: Path, ds, doc_tokens: np.ndarray) -> None:
     """documents.parquet: each document's id, split and token count (with its separator), in stream order."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.table({"id": ds["id"], "split": ds["split"], "tokens": doc_tokens.astype(np.int64)})
     pq.write_table(table, out / DOCUMENTS_FILE)

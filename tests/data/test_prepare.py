@@ -170,5 +170,6 @@ def test_data_card_counts_what_each_stage_removed_and_replaced(tmp_path):
     tok = Tokenizer.from_file(str(out / "tokenizer.json"))
     text = "".join(tok.decode(np.concatenate(open_split(out, s)).tolist()) for s in ("train", "validation", "test"))
     assert "<EMAIL>" in text and "ada.lovelace" not in text and "4111" not in text
+    assert (out / "data_card.png").read_bytes()[:4] == b"\x89PNG"
     md = (out / "data_card.md").read_text()
     assert "| min_words | 2 |" in md and "| near_duplicate | 1 |" in md and "| CREDIT_CARD | 2 |" in md
