@@ -105,8 +105,11 @@ def _already_prepared(out: Path, digest: str, overwrite: bool) -> bool:
                         "(remove it or set overwrite=true)")
     try:
         found = json.loads(manifest_path.read_text(encoding="utf-8")).get("config_hash")
-    except json.JSONDecodeError:
-        found = None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        if overwrite:
+            return False
+        raise DataError(f"data dir {out}: {MANIFEST} is unreadable, expected a prepared corpus "
+                        "(remove it or set overwrite=true)") from None
     if found == digest:
         return True
     if overwrite:

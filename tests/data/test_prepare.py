@@ -173,3 +173,22 @@ def test_data_card_counts_what_each_stage_removed_and_replaced(tmp_path):
     assert (out / "data_card.png").read_bytes()[:4] == b"\x89PNG"
     md = (out / "data_card.md").read_text()
     assert "| min_words | 2 |" in md and "| near_duplicate | 1 |" in md and "| CREDIT_CARD | 2 |" in md
+
+
+def test_concurrent_prepares_of_one_name_build_it_once(jsonl, tmp_path):
+    cmd = [sys.executable, "-m", "lmlab.prepare", f"data_dir={tmp_path}", "source=local",
+           f"source.paths=[{jsonl}]", "source.name=both", "tokenizer.vocab_size=300"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate()[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("done in" in o for o in outputs) == 1 and sum("skipping" in o for o in outputs) == 1
+    assert len(open_split(tmp_path / "both", "train", verify=True)) == 1
+
+
+def test_an_unreadable_manifest_is_not_taken_for_a_prepared_corpus(jsonl, tmp_path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "manifest.json").write_text("{truncated")
+    with pytest.raises(DataError, match="manifest.json is unreadable"):
+        run_prepare(_local(jsonl, tmp_path))
+    assert run_prepare(_local(jsonl, tmp_path, "overwrite=true")) == tmp_path / "tiny"
+    assert read_manifest(tmp_path / "tiny")["splits"]["train"]["documents"] == 26
