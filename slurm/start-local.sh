@@ -22,7 +22,15 @@ WAIT_S=${LMLAB_SLURM_WAIT_S:-120}
 
 say() { echo "slurm/start-local: $*"; }
 die() { echo "slurm/start-local: error: $*" >&2; exit 1; }
-running() { pgrep -x "$1" >/dev/null 2>&1; }
+# A daemon counts as running unless it is a zombie: this machine's init may reap late.
+running() { ps -C "$1" -o stat= 2>/dev/null | grep -q '^[^Z]'; }
+clear_stale() {  # clear_stale PIDFILE...: daemons refuse to start while a pid file names a zombie
+    local f pid
+    for f in "$@"; do
+        pid="$(cat "$f" 2>/dev/null)" || continue
+        ps -p "$pid" -o stat= 2>/dev/null | grep -q '^[^Z]' || rm -f "$f"
+    done
+}
 
 install_packages() {
     local pkgs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
@@ -75,7 +83,7 @@ start_munge() {
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
     if ! running munged; then
         say "starting munged"
-        rm -f /run/munge/munged.pid
+        clear_stale /run/munge/munged.pid
         runuser -u munge -- /usr/sbin/munged
     fi
     for _ in $(seq 50); do munge -n </dev/null | unmunge >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -85,9 +93,11 @@ start_munge() {
 start_mariadb() {
     if ! running mariadbd; then
         say "starting mariadb"
-        mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+        mkdir -p /run/mysqld /var/log/mysql && chown mysql:mysql /run/mysqld /var/log/mysql
+        clear_stale /run/mysqld/mysqld.pid
         [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql >/dev/null
-        (cd / && nohup mysqld_safe --user=mysql >/dev/null 2>&1 &)
+        (cd / && exec nohup mysqld_safe --user=mysql --log-error=/var/log/mysql/error.log \
+            </dev/null >/dev/null 2>&1) &
     fi
     for _ in $(seq 150); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.2; done
     mariadb-admin ping >/dev/null 2>&1 || die "mariadb does not answer (see /var/log/mysql/error.log)"
@@ -99,6 +109,7 @@ start_mariadb() {
 start_slurmdbd() {
     if ! running slurmdbd; then
         say "starting slurmdbd"
+        clear_stale /run/slurm/slurmdbd.pid
         slurmdbd
     fi
     for _ in $(seq 100); do sacctmgr -n list cluster >/dev/null 2>&1 && break; sleep 0.2; done
@@ -111,11 +122,13 @@ start_slurmdbd() {
 start_slurm() {
     if ! running slurmctld; then
         say "starting slurmctld"
+        clear_stale /run/slurm/slurmctld.pid
         slurmctld
     fi
     for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.2; done
     if ! running slurmd; then
         say "starting slurmd"
+        clear_stale /run/slurm/slurmd.pid
         slurmd -N localhost
     fi
 }
