@@ -31,6 +31,7 @@ class Fit:
     status: str
     n_starts: int
     n_at_optimum: int                     # starts that ended at the best objective
+    grad_max: float                       # largest gradient component at the best point
     X: dict                               # inputs used, name -> (n,)
     y: np.ndarray                         # targets used (natural space)
     delta: float = HUBER_DELTA
@@ -93,6 +94,7 @@ def fit_law(law: Law | str, X: dict, y, *, starts: np.ndarray | None = None, del
     converged = bool(res.converged[best] or res.converged[order[same]].any())
     fit = Fit(law=law, theta=res.x[best], objective=float(res.fun[best]), converged=converged,
               status=STATUS_NAMES[res.status[best]], n_starts=len(starts), n_at_optimum=int(same.sum()),
+              grad_max=float(res.grad_max[best]),
               X=X, y=y, delta=delta, minima=_distinct_minima(res.x[order], res.fun[order]),
               columns=dict(columns or {}))
     if not converged:

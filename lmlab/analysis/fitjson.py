@@ -26,6 +26,7 @@ def fit_to_json(fit: Fit, **extra) -> dict:
         "format": FORMAT,
         "law": fit.law.name,
         "formula": fit.law.formula,
+        "law_form": fit.law.to_json(),
         "params": fit.params,
         "derived": fit.derived,
         "theta": {k: float(v) for k, v in zip(fit.law.theta_names, fit.theta)},
@@ -34,7 +35,7 @@ def fit_to_json(fit: Fit, **extra) -> dict:
                  "target": {"name": fit.law.target, "values": fit.y.tolist()}},
         "diagnostics": {"objective": fit.objective, "objective_form": f"sum of Huber(delta={fit.delta:g}) "
                         f"over {fit.law.space} residuals", "converged": fit.converged, "status": fit.status,
-                        "n_starts": fit.n_starts, "n_starts_at_optimum": fit.n_at_optimum,
+                        "n_starts": fit.n_starts, "n_starts_at_optimum": fit.n_at_optimum, "grad_max": fit.grad_max,
                         "residuals": residual_summary(fit)},
         "huber_delta": fit.delta,
     }
@@ -77,6 +78,7 @@ def fit_from_doc(doc: dict) -> Fit:
     data, diag = doc["data"], doc["diagnostics"]
     fit = Fit(law=law, theta=theta, objective=diag["objective"], converged=diag["converged"],
               status=diag["status"], n_starts=diag["n_starts"], n_at_optimum=diag["n_starts_at_optimum"],
+              grad_max=diag["grad_max"],
               X={k: np.asarray(v, dtype=float) for k, v in data["inputs"].items()},
               y=np.asarray(data["target"]["values"], dtype=float), delta=doc["huber_delta"],
               columns=doc.get("columns", {}))

@@ -76,6 +76,12 @@ class Law:
         """Quantities people quote besides the parameters (e.g. Chinchilla's allocation exponents)."""
         return {}
 
+    def to_json(self) -> dict:
+        """What the law is, for the fit file and for people."""
+        return {"name": self.name, "formula": self.formula, "inputs": list(self.inputs), "target": self.target,
+                "params": list(self.param_names), "fit_parameters": list(self.theta_names),
+                "residuals": self.space}
+
 
 def _as_arrays(X: dict) -> dict:
     return {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in X.items()}

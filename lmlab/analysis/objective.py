@@ -17,11 +17,6 @@ HUBER_DELTA = 1e-3
 BLOCK_ELEMENTS = 15_000
 
 
-def huber(r: np.ndarray, delta: float) -> np.ndarray:
-    clipped = np.clip(r, -delta, delta)
-    return huber_from_clipped(r, clipped)
-
-
 def huber_from_clipped(r: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Huber(r) = c (r - c/2) with c = clip(r, -delta, delta); c is also its derivative."""
     return clipped * (r - 0.5 * clipped)

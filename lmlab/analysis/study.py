@@ -61,7 +61,6 @@ class LawData:
     X: dict                  # law input name -> values
     y: np.ndarray            # the fitted quantity
     sources: dict            # law input/target name -> column or the formula that derived it
-    index: np.ndarray        # the table rows used
 
 
 def completed_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -86,8 +85,7 @@ def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData
         raise FitError(f"law {law.name!r} fits {law.target}; expected its column via --y-col")
     get, sources = _deriver(df, cols)
     X = {name: get(name) for name in law.inputs}
-    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col},
-                   index=df.index.to_numpy())
+    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col})
 
 
 def standard_inputs(df: pd.DataFrame, columns: dict | None = None) -> dict:
