@@ -99,6 +99,7 @@ class Run:
         self.data = TokenDataModule(self.data_dir, c["model"]["seq_len"], c["trainer"]["micro_batch_size"],
                                     c["seed"], c["trainer"]["val_tokens"], self.accumulation,
                                     c["data"]["verify_checksums"])
+        self.data.setup()  # a missing or corrupt shard fails here, before anything is written
         self.gpt = resolve_config(c["model"], vocab_size=self.data.vocab_size)
         self.counts = count_params(self.gpt)
         self.fpt_6n, self.fpt_exact = flops_per_token_6n(self.gpt), flops_per_token_exact(self.gpt)
