@@ -13,12 +13,12 @@ from lmlab.data.shards import ShardWriter
 
 def encode_batch_ids(tok, texts: list[str], eot: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of `texts` as one flat array with `eot` after every document, and the per-document lengths."""
-    encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64, count=len(encodings))
+    ids = [e.ids for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
+    lengths = np.fromiter((len(i) + 1 for i in ids), dtype=np.int64, count=len(ids))
     flat = np.empty(int(lengths.sum()), dtype=dtype)
     pos = 0
-    for enc, n in zip(encodings, lengths):
-        flat[pos:pos + n - 1] = enc.ids
+    for doc, n in zip(ids, lengths):
+        flat[pos:pos + n - 1] = doc
         flat[pos + n - 1] = eot
         pos += n
     return flat, lengths
