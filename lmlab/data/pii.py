@@ -31,8 +31,8 @@ SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{35}\b",                                         # Google API key
     r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",   # JSON web token
     r"\bBearer (?P<v>[A-Za-z0-9._~+/-]{19,}[A-Za-z0-9_~+/]=*)",           # HTTP bearer token
-    # key = value assignments of credentials (the value only)
-    # (the value only, and only one with a digit or symbol: "best kept secret: community colleges" is prose)
+    # key = value assignments of credentials: the value only, and only one with a digit or symbol
+    # ("best kept secret: community colleges" is prose)
     r"(?i:\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd|pwd)"
     r"[\"']?\s?[:=]\s?[\"']?)(?P<v>(?=[^\s\"',;]*[\d\W_])[^\s\"',;]{5,}[^\s\"',;.:!?)\]}])",
 ]
