@@ -44,49 +44,56 @@ class BatchResult:
 
 def minimize_batch(fun: Objective, x0: np.ndarray, *, memory: int = 10, max_iter: int = 1000,
                    ftol: float = FTOL, gtol: float = GTOL, max_halvings: int = 40) -> BatchResult:
-    """Minimise S independent problems from starts x0 (S, p) with L-BFGS and Armijo backtracking."""
+    """Minimise S independent problems from starts x0 (S, p) with L-BFGS and Armijo backtracking.
+
+    The working arrays hold only the problems still running (`ids`): a problem that stops is
+    written to the result and dropped, so late iterations cost what their few problems cost."""
     x = np.array(x0, dtype=float, copy=True)
     n_prob, dim = x.shape
-    f, g = fun(x, np.arange(n_prob))
-    status = np.full(n_prob, STATUS_MAXITER)
-    n_iter = np.zeros(n_prob, dtype=int)
-    s_hist = np.zeros((n_prob, memory, dim))
-    y_hist = np.zeros((n_prob, memory, dim))
-    rho = np.zeros((n_prob, memory))          # 0 marks an empty or skipped slot
-    status[~np.isfinite(f)] = STATUS_NONFINITE
-    status[np.abs(g).max(axis=1) <= gtol] = STATUS_GTOL
-    active = np.flatnonzero(status == STATUS_MAXITER)
-    for it in range(max_iter):
-        if active.size == 0:
+    ids = np.arange(n_prob)
+    f, g = fun(x, ids)
+    out = BatchResult(x=x.copy(), fun=f.copy(), grad_max=np.abs(g).max(axis=1),
+                      n_iter=np.zeros(n_prob, dtype=int), status=np.full(n_prob, STATUS_MAXITER))
+    hist = [np.zeros((n_prob, memory, dim)), np.zeros((n_prob, memory, dim)), np.zeros((n_prob, memory))]
+    state = np.full(n_prob, STATUS_MAXITER)
+    state[np.abs(g).max(axis=1) <= gtol] = STATUS_GTOL
+    state[~np.isfinite(f)] = STATUS_NONFINITE
+    for it in range(max_iter + 1):
+        running = state == STATUS_MAXITER
+        if not running.all():  # hand the stopped problems to the result, keep the others
+            stop = ~running
+            out.x[ids[stop]], out.fun[ids[stop]] = x[stop], f[stop]
+            out.grad_max[ids[stop]], out.status[ids[stop]] = np.abs(g[stop]).max(axis=1), state[stop]
+            ids, x, f, g, state = ids[running], x[running], f[running], g[running], state[running]
+            hist = [h[running] for h in hist]
+        if ids.size == 0 or it == max_iter:
             break
-        fa, ga, xa = f[active], g[active], x[active]
-        d = -_two_loop(ga, s_hist[active], y_hist[active], rho[active], it, memory)
-        slope = np.einsum("ij,ij->i", ga, d)
+        s_hist, y_hist, rho = hist
+        d = -_two_loop(g, s_hist, y_hist, rho, it, memory)
+        slope = np.einsum("ij,ij->i", g, d)
         uphill = ~(slope < 0)
         if uphill.any():  # a stale curvature pair: restart that problem from steepest descent
-            d[uphill] = -ga[uphill]
-            rho[active[uphill]] = 0.0
-            slope[uphill] = -np.einsum("ij,ij->i", ga[uphill], ga[uphill])
-        fresh = ~rho[active].any(axis=1)
+            d[uphill] = -g[uphill]
+            rho[uphill] = 0.0
+            slope[uphill] = -np.einsum("ij,ij->i", g[uphill], g[uphill])
+        fresh = ~rho.any(axis=1)
         step = np.where(fresh, np.minimum(1.0, 1.0 / np.linalg.norm(d, axis=1)), 1.0)
-        x_new, f_new, g_new, ok = _backtrack(fun, active, xa, fa, slope, d, step, max_halvings)
-        n_iter[active] += 1
-        failed = active[~ok]
-        status[failed] = STATUS_LINESEARCH
-        moved = active[ok]
-        x_new, f_new, g_new = x_new[ok], f_new[ok], g_new[ok]
-        s, y = x_new - x[moved], g_new - g[moved]
+        x_new, f_new, g_new, ok = _backtrack(fun, ids, x, f, slope, d, step, max_halvings)
+        out.n_iter[ids] += 1
+        state[~ok] = STATUS_LINESEARCH
+        s, y = x_new - x, g_new - g
         sy = np.einsum("ij,ij->i", s, y)
+        good = ok & (sy > np.finfo(float).eps * np.einsum("ij,ij->i", y, y))
         slot = it % memory
-        good = sy > np.finfo(float).eps * np.einsum("ij,ij->i", y, y)
-        s_hist[moved, slot], y_hist[moved, slot] = s, y
-        rho[moved, slot] = np.where(good, 1.0 / np.where(good, sy, 1.0), 0.0)
-        decrease = (f[moved] - f_new) / np.maximum(np.maximum(np.abs(f[moved]), np.abs(f_new)), np.finfo(float).tiny)
-        x[moved], f[moved], g[moved] = x_new, f_new, g_new
-        status[moved[decrease <= ftol]] = STATUS_FTOL
-        status[moved[np.abs(g_new).max(axis=1) <= gtol]] = STATUS_GTOL
-        active = active[status[active] == STATUS_MAXITER]
-    return BatchResult(x=x, fun=f, grad_max=np.abs(g).max(axis=1), n_iter=n_iter, status=status)
+        s_hist[ok, slot], y_hist[ok, slot] = s[ok], y[ok]
+        rho[ok, slot] = np.where(good, 1.0 / np.where(good, sy, 1.0), 0.0)[ok]
+        scale = np.maximum(np.maximum(np.abs(f), np.abs(f_new)), np.finfo(float).tiny)
+        decrease = (f - f_new) / scale
+        x[ok], f[ok], g[ok] = x_new[ok], f_new[ok], g_new[ok]
+        state[ok & (decrease <= ftol)] = STATUS_FTOL
+        state[ok & (np.abs(g).max(axis=1) <= gtol)] = STATUS_GTOL
+    out.x[ids], out.fun[ids], out.grad_max[ids] = x, f, np.abs(g).max(axis=1)
+    return out
 
 
 def _two_loop(g, s_hist, y_hist, rho, it, memory):
