@@ -183,8 +183,8 @@ def _fit_allocation(args, df, notes) -> dict:
             written += plots.save_figure(plots.isoflop(alloc, cols["n"], cols["flops"], cols["loss"], groups),
                                          args.plot, "isoflop")
         else:
-            written += plots.save_figure(plots.loss_vs_compute(cols["flops"], cols["loss"], cols["n"]), args.plot,
-                                         "envelope")
+            written += plots.save_figure(plots.loss_curves(curves, x=args.c_col, size=args.n_col, envelope=alloc),
+                                         args.plot, "envelope")
         print("figures: " + ", ".join(str(p) for p in written))
     return {"law": "chinchilla", "method": args.method,
             "params": {"a": out["a"], "b": out["b"], "N_opt_coef": out["N_opt"]["coef"],

@@ -165,12 +165,16 @@ def residuals(fit: Fit) -> Figure:
     return fig
 
 
-def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_params", run: str = "run_id") -> Figure:
-    """Each run's loss curve, coloured by its size."""
+def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_params", run: str = "run_id",
+                envelope: Allocation | None = None) -> Figure:
+    """Each run's loss curve, coloured by its size; with approach 1's envelope points (x = compute)."""
     fig, ax = _subplots()
     norm, cmap = _size_colors(ax, curves[size])
     for _, g in curves.sort_values(x).groupby(run, sort=False):
         ax.plot(g[x], g[y], color=cmap(norm(g[size].iloc[0])), lw=1)
+    if envelope is not None:
+        ax.scatter(envelope.flops, envelope.loss_points, s=10, color="crimson", zorder=3, label="envelope")
+        ax.legend()
     ax.set(xscale="log", yscale="log", xlabel=x, ylabel=y, title="Loss curves")
     _colorbar(fig, ax, norm, cmap)
     return fig

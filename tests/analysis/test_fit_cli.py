@@ -140,7 +140,8 @@ def test_approaches_1_and_2_from_a_study(study, tmp_path, method):
     a_true = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
     assert doc["method"] == method and doc["params"]["a"] == pytest.approx(a_true, abs=0.03)
     assert len(doc["intervals"]["a"]) == 2
-    assert (tmp_path / "figs" / f"allocation_approach{method}.png").exists()
+    for name in (f"allocation_approach{method}", "envelope" if method == 1 else "isoflop"):
+        assert (tmp_path / "figs" / f"{name}.png").exists() and (tmp_path / "figs" / f"{name}.svg").exists()
 
 
 def test_plan_from_an_approach_2_fit_gives_the_allocation(study, tmp_path, capsys):

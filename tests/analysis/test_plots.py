@@ -49,8 +49,9 @@ def test_isoflop_allocation_curves_and_compute_figures(ladder, tmp_path):
     fig = plots.allocation([a1, a2])
     assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
     _check_written(plots.save_figure(fig, tmp_path, "allocation"))
-    fig = plots.loss_curves(curves)
+    fig = plots.loss_curves(curves, x="flops_6n", envelope=a1)
     assert len(fig.axes[0].lines) == runs.run_id.nunique()
+    assert fig.axes[0].collections[0].get_offsets().shape[0] == len(a1.flops)
     _check_written(plots.save_figure(fig, tmp_path, "curves"))
     fig = plots.loss_vs_compute(runs.flops_6n, runs.final_val_loss, runs.n_params)
     fc, fl = plots.frontier(runs.flops_6n, runs.final_val_loss)
