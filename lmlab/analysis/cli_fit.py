@@ -90,6 +90,8 @@ def _rows(args):
 
 
 def _fit_law(args, law, df, notes) -> dict:
+    import warnings
+
     import numpy as np
 
     from lmlab.analysis.fit import bootstrap, fit_law
@@ -104,7 +106,9 @@ def _fit_law(args, law, df, notes) -> dict:
         held = holdout_mask(args.holdout, {**standard_inputs(df, _columns(args)), **data.X}, df)
         fit_rows = ~held
     X_fit = {k: v[fit_rows] for k, v in data.X.items()}
-    fit = fit_law(law, X_fit, data.y[fit_rows], columns=data.sources)
+    with warnings.catch_warnings():  # non-convergence is reported just below, once
+        warnings.simplefilter("ignore", UserWarning)
+        fit = fit_law(law, X_fit, data.y[fit_rows], columns=data.sources)
     print(f"{law.name}: {law.formula}  ({len(data.y[fit_rows])} points, {fit.n_starts} starts, "
           f"{fit.n_at_optimum} at the optimum)")
     if not fit.converged:
@@ -122,7 +126,7 @@ def _fit_law(args, law, df, notes) -> dict:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print("summary: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
     if args.plot:
-        _plot_law(args.plot, fit, df, data, held)
+        _plot_law(args.plot, fit, data, held)
     return fit_to_json(fit, **extra)
 
 
@@ -133,7 +137,7 @@ def _print_params(fit) -> None:
         print(f"  {name:>8} = {value:.6g}{band}")
 
 
-def _plot_law(out_dir, fit, df, data, held) -> None:
+def _plot_law(out_dir, fit, data, held) -> None:
     from lmlab.analysis import plots
 
     held_X = {k: v[held] for k, v in data.X.items()} if held is not None else None

@@ -71,3 +71,21 @@ def test_closed_form_allocation_is_the_numerical_optimum(flops):
 def test_power_law_fit_is_exact_on_a_power_law():
     pl = fit_power_law([1e18, 1e19, 1e20], 3.0 * np.array([1e18, 1e19, 1e20]) ** 0.5)
     assert pl.exponent == pytest.approx(0.5) and pl.coef == pytest.approx(3.0)
+
+
+def test_numerical_planner_matches_closed_forms():
+    """The planner's numerical optimum for a law without a coded closed form: Gadre et al.'s
+    over-training law, whose optimal M = D/N is (b/a)^(1/(2 eta))."""
+    from lmlab.analysis.fit import fit_law
+    from lmlab.analysis.laws import OVERTRAIN
+    from lmlab.analysis.plan import optimal_n
+
+    p = {"E": 1.8, "a": 2.0e5, "b": 1.0e8, "eta": 0.3}
+    n = np.geomspace(1e7, 1e9, 6)
+    d = np.geomspace(1e9, 1e11, 6)
+    nn, dd = (v.ravel() for v in np.meshgrid(n, d))
+    X = {"C": 6 * nn * dd, "M": dd / nn}
+    fit = fit_law(OVERTRAIN, X, OVERTRAIN.predict(p, **X), starts=OVERTRAIN.from_params(p))
+    flops = 1e21
+    m_star = (p["b"] / p["a"]) ** (1 / (2 * p["eta"]))
+    assert optimal_n(fit, flops)[0] == pytest.approx(np.sqrt(flops / (6 * m_star)), rel=1e-4)
