@@ -102,6 +102,7 @@ def test_loading_a_tokenizer_file_reuses_it(jsonl, tmp_path):
         run_prepare(_local(jsonl, tmp_path / "c", "tokenizer.eot_token='<eos>'", tokenizer=use))
 
 
+@pytest.mark.slow
 def test_prepare_preset_composes_inside_a_running_hydra_app(sotu_dir):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
