@@ -23,14 +23,10 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-def compose(overrides: list[str], config_name: str = "train"):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def compose(overrides: list[str]):
+    from lmlab.train.config import compose_train
 
-    import lmlab.train.config  # noqa: F401
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides)
+    return compose_train(overrides)
 
 
 def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

@@ -31,6 +31,9 @@ def app(cfg: DictConfig) -> float:
         result = {"status": "failed", "reason": str(err)}
     if result["status"] == "completed":
         return result["final_val_loss"]
+    if result["status"] == "preempted":
+        log.warning("stopped by %s after step %d; relaunch to resume", result["reason"], result["steps"])
+        return math.nan
     print(f"lmlab-train: error: {result['reason']}", file=sys.stderr)
     if HydraConfig.get().mode == RunMode.RUN:
         sys.exit(1)

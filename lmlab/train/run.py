@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.data.datamodule import TokenDataModule
 from lmlab.errors import ConfigError, DataError, LmlabError
+from lmlab.launch.preemption import RequeueOnSignal
 from lmlab.models.family import count_params, resolve_config, flops_per_token_6n, flops_per_token_exact
 from lmlab.runs.record import RunRecord, read_jsonl, run_id
 from lmlab.train.budget import BudgetPlan, plan_budget
@@ -45,11 +46,13 @@ def data_dir(cfg: dict) -> Path:
     path = Path(cfg["data"]["dir"])
     if (path / "manifest.json").exists():
         return path
-    if not cfg["data"]["prepare"]:
-        raise DataError(f"data.dir={path}: no prepared data (no manifest.json); run `lmlab-prepare name={cfg['data']['name']}`")
+    name = cfg["data"]["name"]
+    if not cfg["data"]["prepare"] or path.name != name:
+        raise DataError(f"data.dir={path}: no prepared data (no manifest.json); run `lmlab-prepare preset={name}` "
+                        f"or `lmlab-prepare source=... source.name={name}`")
     from lmlab.data.prepare import prepare_preset
 
-    return prepare_preset(cfg["data"]["name"], path.parent)
+    return prepare_preset(name, path.parent)
 
 
 def val_milestones(total_steps: int, n: int) -> list[int]:
@@ -143,7 +146,8 @@ class Run:
         )
 
     def execute(self) -> dict:
-        """Skip if completed, resume if interrupted, else train from scratch; returns result.json."""
+        """Skip if completed, resume if interrupted, else train from scratch. Returns result.json's
+        content, or for a run stopped by a preemption signal {"status": "preempted", ...}."""
         rec, c = self.record, self.cfg
         done = rec.result()
         if c["run"]["resume"] and done and done["status"] == "completed":
@@ -157,9 +161,9 @@ class Run:
                               None, log_lines=not show_progress_bar(c))
         val = ValidationMilestones(rec, val_milestones(self.plan.steps, t["val_milestones"]), self._val_batches,
                                    self.plan.tokens_per_step, self.fpt_6n, self.fpt_exact)
-        callbacks = [metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step)]
-        callbacks += self._preemption_callbacks()
-        trainer = self.trainer(callbacks)
+        preemption = self._preemption_callback()
+        trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
+                                preemption])
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
         if trainer.is_global_zero:
             self._start_record(resume)
@@ -170,22 +174,20 @@ class Run:
         except Exception as err:
             self._finish(trainer, "failed", f"{type(err).__name__}: {err}", None, module)
             raise
+        if preemption.stopped_by:  # checkpointed and marked preempted; a relaunch resumes it
+            return {"status": "preempted", "reason": preemption.stopped_by, "steps": trainer.global_step}
         loss = val.last[1] if val.last and val.last[0] == trainer.global_step else val.validate(trainer, module)
         return self._finish(trainer, "completed", None, loss, module)
 
     def _val_batches(self, rank: int, world_size: int) -> list[torch.Tensor]:
         return self.data.val_batches(rank, world_size, self.cfg["trainer"]["micro_batch_size"])
 
-    def _preemption_callbacks(self) -> list[L.Callback]:
-        try:  # TODO(scaffold): lmlab.launch.preemption lands with the SLURM work
-            from lmlab.launch.preemption import RequeueOnSignal
-        except ModuleNotFoundError:
-            return []
+    def _preemption_callback(self) -> RequeueOnSignal:
 
         def mark(status: str, reason: str) -> None:
             self.record.set_status(status, reason)
 
-        return [RequeueOnSignal(lambda trainer: save_checkpoint(trainer, self.record.checkpoint), mark)]
+        return RequeueOnSignal(lambda trainer: save_checkpoint(trainer, self.record.checkpoint), mark)
 
     def _start_record(self, resume: bool) -> None:
         rec = self.record
