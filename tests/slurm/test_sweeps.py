@@ -15,9 +15,11 @@ pytestmark = pytest.mark.slurm
 
 
 def test_four_job_sweep_completes_and_a_relaunch_skips_every_run(lab):
-    overrides = ("run.group=grid", "seed=0,1", "budget.tokens=8192,16384")
+    overrides = ("run.group=grid", "seed=0,1", "budget.tokens=8192,16384",
+                 "hydra.callbacks.lmlab_sweep_progress.every_s=2")
     first = lab.sweep(*overrides)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert " jobs: " in first.stdout + first.stderr  # progress lines while the sweep waits
     runs = lab.run_dirs("grid")
     assert len(runs) == 4
     results = [read_json(r / "result.json") for r in runs]
@@ -106,6 +108,7 @@ def test_a_bad_request_fails_with_one_line_before_any_job_is_submitted(lab, over
     lines = [line for line in bad.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("lmlab-train: error: ") and message in lines[0], bad.stderr
     assert not list(lab.runs_dir.glob(".hydra/multirun/*/*/.submitit"))
-    submitted = subprocess.run(["sacct", "-a", "-X", "-n", "-o", "JobName%30", "-S", since],
-                               capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-o", "JobName,Submit", "-S", since],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    submitted = [line.split("|")[0] for line in listed if line.split("|")[1] >= since]  # ISO times sort
     assert "__main__" not in submitted  # the sweep's job name (hydra.job.name)

@@ -1,0 +1,62 @@
+"""Periodic log lines while a SLURM sweep waits on its jobs (submitit's wait is silent).
+
+A Hydra callback: on_multirun_start starts a daemon thread that, every `every_s` seconds, reads the
+sweep's job ids from submitit's folders (<sweep dir>/.submitit/<job id>) and counts their SLURM
+states with one squeue call; on_multirun_end stops it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("lmlab.launch")
+
+
+def job_states(sweep_dir: Path) -> collections.Counter:
+    """SLURM states of the sweep's submitted jobs; jobs SLURM no longer lists count as `finished`."""
+    jobs = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.is_dir() and p.name[0].isdigit()]
+    if not jobs:
+        return collections.Counter()
+    out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(jobs), "-o", "%i %T"], capture_output=True, text=True,
+                         timeout=30).stdout
+    listed = dict(line.split() for line in out.splitlines() if line.strip())
+    return collections.Counter(listed.get(j, "finished") for j in jobs)
+
+
+class SweepProgress(Callback):
+    def __init__(self, every_s: float = 60.0):
+        self.every_s = every_s
+        self._stop = threading.Event()
+
+    def __getstate__(self) -> dict:  # submitit pickles the Hydra context, callbacks included
+        return {"every_s": self.every_s}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        self._stop.clear()
+        threading.Thread(target=self._report, args=(sweep_dir,), daemon=True, name="lmlab-sweep-progress").start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._stop.set()
+
+    def _report(self, sweep_dir: Path) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                states = job_states(sweep_dir)
+            except (OSError, subprocess.SubprocessError) as err:
+                log.warning("sweep progress: squeue failed: %s", err)
+                continue
+            if states:
+                summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+                log.info("sweep %s: %d jobs: %s", sweep_dir, sum(states.values()), summary)
