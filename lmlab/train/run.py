@@ -79,7 +79,7 @@ def make_logger(cfg: dict, run_dir: Path):
         return L.pytorch.loggers.WandbLogger(project=cfg["logger"]["project"], save_dir=str(save_dir),
                                              name=run_dir.name, id=run_dir.name, resume="allow")
     except ModuleNotFoundError as err:
-        raise ConfigError(f"logger.name={name} needs {err.name}: pip install -e '.[{name}]'") from None
+        raise ConfigError(f"logger.name={name} needs the {name} package: pip install -e '.[{name}]'") from None
 
 
 def show_progress_bar(cfg: dict) -> bool:
