@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
+import os
 import sys
 
+import lmlab
 from lmlab.errors import LmlabError
 
 # (group, command) -> (module, one-line help). group None means a top-level command.
@@ -34,12 +35,10 @@ GROUP_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmlab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lmlab", description=lmlab.__doc__)
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (group, name), (module_name, help_text) in COMMANDS.items():
-        if importlib.util.find_spec(module_name) is None:  # TODO(scaffold): remove once every module exists
-            continue
         if group is None:
             where = top
         else:
@@ -63,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(_module(args._module).run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `lmlab sizes --json | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except LmlabError as err:  # bad input: one clear line, no traceback
         print(f"lmlab: error: {err}", file=sys.stderr)
         return 2
