@@ -98,3 +98,15 @@ def trained_steps(run_dir: Path) -> int:
         return 0
     steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if '"train_loss"' in line]
     return steps[-1] if steps else 0
+
+
+def preempt_when_training(run_dirs, timeout: float = 120) -> str:
+    """Once the run has trained 10 steps, submit an exclusive job to the preempting partition.
+
+    Returns that job's id. The run must still be far from its end, or there is nothing to preempt."""
+    run_dir = wait_for(lambda: next(iter(run_dirs()), None), timeout, "the run directory")
+    wait_for(lambda: trained_steps(run_dir) >= 10, timeout, "10 optimizer steps")
+    assert trained_steps(run_dir) < 100, "the run finished before it could be preempted"
+    high = subprocess.run(["sbatch", "--parsable", "-p", "high", "--exclusive", "-o", "/dev/null",
+                           "--wrap", "sleep 1"], capture_output=True, text=True, check=True)
+    return high.stdout.strip()

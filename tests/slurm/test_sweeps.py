@@ -9,7 +9,7 @@ import pytest
 
 from lmlab.runs.status import sweep_status
 from tests.conftest import REPO
-from tests.slurm.conftest import read_json, trained_steps, wait_for
+from tests.slurm.conftest import preempt_when_training, read_json, trained_steps, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -45,11 +45,8 @@ def test_a_preempted_job_resumes_and_ends_with_the_loss_of_an_uninterrupted_run(
         env={**lab.env, "LMLAB_RUNS_DIR": str(tmp_path / "reference")},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     sweep = lab.start(*overrides)
-    run_dir = wait_for(lambda: next(iter(lab.run_dirs("preempt")), None), 120, "the run directory")
-    wait_for(lambda: trained_steps(run_dir) >= 10, 120, "10 optimizer steps")
-    assert trained_steps(run_dir) < 100, "the run finished before it could be preempted"
-    high = subprocess.run(["sbatch", "--parsable", "-p", "high", "--exclusive", "-o", "/dev/null",
-                           "--wrap", "sleep 1"], capture_output=True, text=True, check=True)
+    high = preempt_when_training(lambda: lab.run_dirs("preempt"))
+    [run_dir] = lab.run_dirs("preempt")
     status = wait_for(lambda: (s := read_json(run_dir / "status.json"))["status"] == "preempted" and s, 60,
                       "the run to checkpoint and mark itself preempted")
     assert status["reason"] == "SIGUSR2"
@@ -63,7 +60,7 @@ def test_a_preempted_job_resumes_and_ends_with_the_loss_of_an_uninterrupted_run(
     assert result["final_val_loss"] == pytest.approx(expected["final_val_loss"], abs=1e-6)
     assert read_json(run_dir / "env.json")["slurm"]["restart_count"] == "1"
     assert "resuming" in lab.job_logs()
-    subprocess.run(["scancel", high.stdout.strip()], check=False)
+    subprocess.run(["scancel", high], check=False)
 
 
 def test_a_cancelled_job_is_reported_failed_and_the_sweep_returns(lab):
