@@ -31,12 +31,12 @@ def launcher_params(config: DictConfig, required: list[str]) -> dict[str, Any]:
     launcher = config.hydra.launcher
     for key in required:
         if key not in launcher or OmegaConf.is_missing(launcher, key) or launcher[key] is None:
-            raise ConfigError(f"cluster profile: hydra.launcher.{key} is not set; set it in conf/local/default.yaml "
-                              f"or on the command line (hydra.launcher.{key}=...)")
+            raise ConfigError(f"cluster profile: hydra.launcher.{key} is not set; set it in "
+                              f"conf/local/cluster/<profile>.yaml or on the command line (hydra.launcher.{key}=...)")
     for key in launcher:
         if OmegaConf.is_missing(launcher, key):
             raise ConfigError(f"cluster profile: hydra.launcher.{key} is ??? (must be set); set it in "
-                              f"conf/local/default.yaml or on the command line (hydra.launcher.{key}=...)")
+                              f"conf/local/cluster/<profile>.yaml or on the command line (hydra.launcher.{key}=...)")
     try:
         return OmegaConf.to_container(launcher, resolve=True)
     except OmegaConfBaseException as err:

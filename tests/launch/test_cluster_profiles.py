@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,8 +17,8 @@ import lmlab.train.config  # noqa: F401
 from tests.conftest import CONF, REPO
 
 
-def launcher(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+def launcher(*overrides: str, conf=CONF):
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
     return cfg.hydra, cfg
 
@@ -49,6 +50,22 @@ def test_slurm_gpu_asks_for_one_gpu_per_device():
     params = OmegaConf.to_container(hydra.launcher, resolve=True)
     assert params["gpus_per_node"] == params["tasks_per_node"] == 8
     assert cfg.trainer.accelerator == "gpu"
+
+
+def test_site_settings_in_conf_local_override_the_profile_and_the_command_line_wins(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local" / "cluster").mkdir(parents=True)
+    (conf / "local" / "cluster" / "slurm.yaml").write_text(
+        "hydra:\n  launcher:\n    partition: gpu\n    setup: [source /opt/venv/bin/activate]\n")
+    hydra, _ = launcher("cluster=slurm", conf=conf)
+    assert hydra.launcher.partition == "gpu" and list(hydra.launcher.setup) == ["source /opt/venv/bin/activate"]
+    hydra, _ = launcher("cluster=slurm", "hydra.launcher.partition=debug", conf=conf)
+    assert hydra.launcher.partition == "debug"
+    hydra, _ = launcher("cluster=slurm_gpu", conf=conf)
+    assert hydra.launcher.partition == "gpu"
+    hydra, _ = launcher("cluster=slurm")  # without the site file: the cluster's default partition
+    assert hydra.launcher.partition is None
 
 
 def when(iso: str) -> dt.datetime:
