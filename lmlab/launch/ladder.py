@@ -211,16 +211,18 @@ def launch_commands(ladder: dict, runs: list[PlannedRun]) -> list[str]:
 
 
 def measured_flops_per_s(run_dirs: Path) -> float:
-    """Median training FLOP/s (exact count) of the completed runs under a directory."""
-    from lmlab.runs.record import RunRecord, find_runs
+    """Median steady training speed (exact FLOPs per second between the first and last train rows of
+    metrics.jsonl) of the runs under a directory: start-up and validation are left out, since they
+    weigh on tiny runs far more than on the ladder's."""
+    from lmlab.runs.record import find_runs, read_jsonl
 
     rates = []
     for d in find_runs(run_dirs):
-        result = RunRecord(d).result()
-        if result and result.get("status") == "completed" and result.get("wall_s"):
-            rates.append(result["flops_exact"] / result["wall_s"])
+        rows = [r for r in read_jsonl(d / "metrics.jsonl") if "train_loss" in r]
+        if len(rows) >= 2 and rows[-1]["elapsed_s"] > rows[0]["elapsed_s"]:
+            rates.append((rows[-1]["flops_exact"] - rows[0]["flops_exact"]) / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]))
     if not rates:
-        raise ConfigError(f"--throughput-from {run_dirs}: no completed run with flops_exact and wall_s found")
+        raise ConfigError(f"--throughput-from {run_dirs}: no run with two or more train rows in metrics.jsonl found")
     return statistics.median(rates)
 
 
