@@ -71,10 +71,11 @@ def test_launch_commands_compose_into_the_planned_runs():
     runs = plan(ladder)
     for command in launch_commands(ladder, runs):
         args = command.split()[2:]
-        sweeps = {a.split("=")[0]: a.split("=")[1].split(",") for a in args if "," in a}
-        fixed = [a for a in args if "," not in a]
-        for budget in sweeps["budget.chinchilla_multiple"]:
-            for seed in sweeps["seed"]:
+        swept = ("budget.chinchilla_multiple", "seed")
+        values = {a.split("=")[0]: a.split("=")[1].split(",") for a in args}
+        fixed = [a for a in args if a.split("=")[0] not in swept]
+        for budget in values["budget.chinchilla_multiple"]:
+            for seed in values["seed"]:
                 cfg = compose([*fixed, f"budget.chinchilla_multiple={budget}", f"seed={seed}"])
                 gpt = get_size(cfg.model.size).config(ladder["vocab_size"], seq_len=cfg.model.seq_len)
                 tag = plan_budget(dict(cfg.budget), count_params(gpt)["n_params"], 1.0,
