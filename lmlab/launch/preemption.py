@@ -7,7 +7,9 @@ only raises a flag; the next train-batch end (when the weights are consistent) s
 checkpoint, marks the run, and then hands over to the handler that was installed before this one:
 submitit's, which dumps the job for resubmission, runs `scontrol requeue` and exits. With no
 earlier handler (a plain process), training stops cleanly and `stopped_by` names the signal, so
-the caller records the run as preempted instead of completed.
+the caller records the run as preempted instead of completed. In a multi-process job whose earlier
+handler returns (submitit's does on every rank but zero), the process exits instead (SystemExit(0)):
+rank zero is gone or going, and one more collective would fail against it.
 
 Lightning's own SLURM requeue is not used (the trainer passes SLURMEnvironment(auto_requeue=False)).
 """
@@ -61,7 +63,10 @@ class RequeueOnSignal(L.Callback):
             self.mark_status("preempted", sig.name)
         self.stopped_by = sig.name
         trainer.should_stop = True  # reached only if the previous handler returns instead of exiting
-        self._hand_over(sig)
+        if self._hand_over(sig) and trainer.world_size > 1:
+            # The launcher owns the job now and may have ended rank 0 (submitit requeues and exits
+            # there, and returns elsewhere): a further collective would fail against a dead peer.
+            raise SystemExit(0)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for sig, handler in self._previous.items():
@@ -74,8 +79,11 @@ class RequeueOnSignal(L.Callback):
             return self.received is not None
         return bool(trainer.strategy.reduce_boolean_decision(self.received is not None, all=False))
 
-    def _hand_over(self, sig: signal.Signals) -> None:
-        """Call the handler that was there before ours (submitit's requeues the job and exits)."""
+    def _hand_over(self, sig: signal.Signals) -> bool:
+        """Call the handler that was there before ours (submitit's requeues the job and exits);
+        False if there was none."""
         previous = self._previous.get(sig)
-        if callable(previous):
-            previous(int(sig), None)
+        if not callable(previous):
+            return False
+        previous(int(sig), None)
+        return True

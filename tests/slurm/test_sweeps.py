@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -80,15 +81,22 @@ def test_a_cancelled_job_is_reported_failed_and_the_sweep_returns(lab):
         "hydra.launcher.cpus_per_task=1 hydra.launcher.mem_gb=1 hydra.launcher.timeout_min=10"]
 
 
-def test_two_task_ddp_job_under_srun(lab):
-    done = lab.sweep("run.group=ddp", "trainer.devices=2", "trainer.global_batch_size=8",
-                     "trainer.micro_batch_size=4")
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_a_two_task_ddp_job_under_srun_checkpoints_on_both_ranks_when_preempted(lab):
+    sweep = lab.start("run.group=ddp", "trainer.devices=2", "trainer.global_batch_size=8",
+                      "trainer.micro_batch_size=4", "budget.tokens=65536")
+    high = preempt_when_training(lambda: lab.run_dirs("ddp"))
+    out, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, err[-3000:]
     [run_dir] = lab.run_dirs("ddp")
-    assert read_json(run_dir / "result.json")["status"] == "completed"
+    result = read_json(run_dir / "result.json")
+    assert result["status"] == "completed" and result["steps"] == 128
     assert read_json(run_dir / "env.json")["slurm"]["ntasks"] == "2"
     logs = lab.job_logs()
     assert "MEMBER: 1/2" in logs and "MEMBER: 2/2" in logs  # Lightning saw both ranks from SLURM
+    saved_at = re.findall(r"SIGUSR2 received: checkpointing at step (\d+)", logs)
+    assert len(saved_at) == 2 and saved_at[0] == saved_at[1]  # both ranks, at the same step
+    assert f"resuming {run_dir} from step {saved_at[0]}" in logs
+    subprocess.run(["scancel", high], check=False)
 
 
 @pytest.mark.parametrize("override, message", [
