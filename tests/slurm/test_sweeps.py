@@ -41,10 +41,11 @@ def test_four_job_sweep_completes_and_a_relaunch_skips_every_run(lab):
 
 def test_a_preempted_job_resumes_and_ends_with_the_loss_of_an_uninterrupted_run(lab, tmp_path):
     overrides = ("run.group=preempt", "budget.tokens=65536")  # 128 steps of a few ms each
+    reference_log = tmp_path / "reference.log"
     reference = subprocess.Popen(  # the same run without SLURM, alongside, in its own runs directory
         lab.command(*overrides, local=True), cwd=REPO,
         env={**lab.env, "LMLAB_RUNS_DIR": str(tmp_path / "reference")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=reference_log.open("w"))
     sweep = lab.start(*overrides)
     high = preempt_when_training(lambda: lab.run_dirs("preempt"))
     [run_dir] = lab.run_dirs("preempt")
@@ -53,7 +54,7 @@ def test_a_preempted_job_resumes_and_ends_with_the_loss_of_an_uninterrupted_run(
     assert status["reason"] == "SIGUSR2"
     out, err = sweep.communicate(timeout=240)
     assert sweep.returncode == 0, err[-3000:]
-    assert reference.wait(timeout=240) == 0, reference.stderr.read()[-3000:]
+    assert reference.wait(timeout=240) == 0, reference_log.read_text()[-3000:]
 
     result = read_json(run_dir / "result.json")
     [expected] = [read_json(p) for p in (tmp_path / "reference" / "preempt").glob("*/result.json")]
