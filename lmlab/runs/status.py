@@ -99,13 +99,12 @@ def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) ->
 
     import lmlab.train.config  # noqa: F401  (the schema the train config composes onto)
     from lmlab.runs.record import run_id
-    from lmlab.train.budget import plan_budget
+    from lmlab.train.budget import budget_tag
 
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides)
     c = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    # The budget tag depends on the budget keys alone; unit sizes give it without the data.
-    tag = plan_budget(c["budget"], n_params=1, flops_per_token=1.0, tokens_per_step=1).tag
+    tag = budget_tag(c["budget"])
     return Path(c["paths"]["runs_dir"]) / c["run"]["group"] / run_id(c, tag)
 
 

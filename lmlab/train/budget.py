@@ -25,8 +25,8 @@ def _tag_tokens(tokens: float) -> str:
     return f"t{int(tokens)}"
 
 
-def plan_budget(budget: dict, n_params: int, flops_per_token: float, tokens_per_step: int) -> BudgetPlan:
-    """budget: the config's budget group, exactly one of tokens / chinchilla_multiple / flops set."""
+def the_budget(budget: dict) -> tuple[str, float]:
+    """(key, value) of the config's budget group, where exactly one of its keys must be set."""
     given = {k: v for k, v in budget.items() if v is not None}
     if len(given) != 1:
         raise ConfigError(
@@ -34,12 +34,29 @@ def plan_budget(budget: dict, n_params: int, flops_per_token: float, tokens_per_
     (key, value), = given.items()
     if not value > 0:
         raise ConfigError(f"budget.{key}={value}: expected a positive number")
+    return key, value
+
+
+def budget_tag(budget: dict) -> str:
+    """The budget's short label in run ids: "t1M" (tokens), "cx2" (Chinchilla multiple), "f1e15" (FLOPs)."""
+    key, value = the_budget(budget)
     if key == "tokens":
-        tokens, tag = float(value), _tag_tokens(value)
+        return _tag_tokens(value)
+    if key == "chinchilla_multiple":
+        return f"cx{value:g}"
+    return f"f{value:.0e}".replace("+", "")
+
+
+def plan_budget(budget: dict, n_params: int, flops_per_token: float, tokens_per_step: int) -> BudgetPlan:
+    """budget: the config's budget group, exactly one of tokens / chinchilla_multiple / flops set."""
+    key, value = the_budget(budget)
+    tag = budget_tag(budget)
+    if key == "tokens":
+        tokens = float(value)
     elif key == "chinchilla_multiple":
-        tokens, tag = value * CHINCHILLA_TOKENS_PER_PARAM * n_params, f"cx{value:g}"
+        tokens = value * CHINCHILLA_TOKENS_PER_PARAM * n_params
     else:
-        tokens, tag = value / flops_per_token, f"f{value:.0e}".replace("+", "")
+        tokens = value / flops_per_token
     steps = math.floor(tokens / tokens_per_step)
     if steps < 1:
         raise ConfigError(
