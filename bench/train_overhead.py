@@ -94,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed optimizer steps per loop")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2, help="alternate the two loops this many times")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the two loops this many times")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     work = Path(tempfile.mkdtemp(prefix="lmlab-bench-"))

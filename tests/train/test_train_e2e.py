@@ -143,3 +143,14 @@ def test_hydra_habits_cfg_job_and_multirun(train_overrides, tmp_path):
     results = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("default/*/result.json")]
     assert sorted((r["model"], r["seed"]) for r in results) == [("14k", 0), ("14k", 1), ("25k", 0), ("25k", 1)]
     assert all(r["status"] == "completed" for r in results)
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(train_overrides, bar):
+    proc = run_cli(["-m", "lmlab.train", *train_overrides, "model.size=14k", "budget.tokens=20480",
+                    f"trainer.progress_bar={str(bar).lower()}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    output = proc.stdout + proc.stderr
+    bar_shown = re.search(r"Epoch 0: .*loss=[\d.]+.*tok/s=[\d.]+", output) is not None
+    lines_shown = re.search(r"step 10/20  tokens 0.0102M  loss [\d.]+  lr [\d.e+-]+  \d+ tok/s", output) is not None
+    assert (bar_shown, lines_shown) == (bar, not bar)
