@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,19 +15,6 @@ import lmlab.train.config  # noqa: F401  (registers the schema in Hydra's Config
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab.train")
-# Lightning's hint for interactive SLURM sessions (lmlab launches through submitit and srun itself),
-# and a deprecation inside Lightning that users cannot act on.
-warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system")
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-
-
-def quiet_lightning() -> None:
-    """One copy of each Lightning message, in Hydra's format, without the advertisement."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
@@ -36,7 +22,6 @@ def app(cfg: DictConfig) -> float:
     """Returns the final validation loss, so hyper-parameter sweepers can minimise it."""
     from lmlab.train.run import train
 
-    quiet_lightning()
     try:
         result = train(cfg)
     except LmlabError as err:

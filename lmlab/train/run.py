@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -23,6 +24,23 @@ from lmlab.train.module import LanguageModel
 from lmlab.train.throughput import peak_flops
 
 log = logging.getLogger("lmlab.train")
+
+# Lightning's hint for interactive SLURM sessions (lmlab launches through submitit and srun itself),
+# and a deprecation inside Lightning that users cannot act on.
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def quiet_lightning() -> None:
+    """One copy of each Lightning message, in Hydra's format, without the advertisement."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
+
+
+quiet_lightning()
 
 
 def plain(cfg: DictConfig) -> dict:
