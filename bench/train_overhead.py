@@ -58,8 +58,9 @@ def plain_loop(data_dir: Path, steps: int, warmup: int) -> float:
     return steps * BATCH * SEQ / (time.perf_counter() - start)
 
 
-def lmlab_loop(data_root: Path, runs_dir: Path, steps: int, warmup: int, tag: int) -> tuple[float, float]:
-    """tokens/s and MFU of lmlab's own loop, from the train rows after the warm-up window."""
+def lmlab_loop(data_root: Path, runs_dir: Path, steps: int, warmup: int, tag: int) -> tuple[float, float, float]:
+    """tokens/s, FLOP/s and the largest data-wait share of lmlab's own loop, from the train rows
+    after the warm-up window."""
     cfg = compose_train([f"paths.data_dir={data_root}", f"paths.runs_dir={runs_dir}", f"model.size={SIZE}",
                    f"model.seq_len={SEQ}", f"trainer.global_batch_size={BATCH}", f"trainer.micro_batch_size={BATCH}",
                    f"trainer.threads={THREADS}", f"trainer.log_every_steps={warmup}", "trainer.val_milestones=1",
@@ -72,7 +73,7 @@ def lmlab_loop(data_root: Path, runs_dir: Path, steps: int, warmup: int, tag: in
     seconds = sum((r["step"] - p["step"]) * BATCH * SEQ / r["tokens_per_s"] for p, r in zip(
         [{"step": warmup}] + rows[:-1], rows))
     tokens = (rows[-1]["step"] - warmup) * BATCH * SEQ
-    return tokens / seconds, rows[-1]["flops_per_s"]
+    return tokens / seconds, rows[-1]["flops_per_s"], max(r["data_wait_frac"] for r in rows)
 
 
 def time_to_first_step(data_root: Path, runs_dir: Path) -> float:
@@ -101,12 +102,13 @@ def main() -> None:
     data_root = work / "data"
     prepare_preset("sotu", data_root)
 
-    plain, lm, flops = [], [], []
+    plain, lm, flops, data_wait = [], [], [], []
     for r in range(args.rounds):  # alternate, so drifting machine load hits both loops alike
         plain.append(plain_loop(data_root / "sotu", args.steps, args.warmup))
-        tok_s, flop_s = lmlab_loop(data_root, work / "runs", args.steps, args.warmup, tag=r)
+        tok_s, flop_s, wait = lmlab_loop(data_root, work / "runs", args.steps, args.warmup, tag=r)
         lm.append(tok_s)
         flops.append(flop_s)
+        data_wait.append(wait)
     peak = measure_cpu_matmul_flops(size=1024, seconds=2.0)
     ttfs = time_to_first_step(data_root, work / "ttfs")
     cfg = resolve_config({"size": SIZE, "seq_len": SEQ}, vocab_size=4096)
@@ -117,6 +119,7 @@ def main() -> None:
     print(f"ratio lmlab/plain    {max(lm) / max(plain):10.3f}   (target >= 0.95)")
     print(f"matmul peak          {peak / 1e9:10.1f} GFLOP/s (fp32 1024x1024, measured now)")
     print(f"lmlab MFU            {max(flops) / peak:10.3f}   (6N+attention FLOPs {flops_per_token_6n(cfg):,}/token; target >= 0.75)")
+    print(f"data loading         {max(data_wait):10.2%}   of step time at most (target < 2%)")
     print(f"start to first step  {ttfs:10.1f} s   (lmlab-train subprocess, corpus already prepared)")
 
 
