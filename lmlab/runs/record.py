@@ -186,9 +186,6 @@ class RunRecord:
     def metrics_path(self) -> Path:
         return self.dir / METRICS
 
-    def exists(self) -> bool:
-        return (self.dir / CONFIG).exists()
-
     def write_config(self, cfg: dict) -> None:
         write_atomic(self.dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
 
