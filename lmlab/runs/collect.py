@@ -82,6 +82,7 @@ def _collect_one(run_dir: Path):
     result = record["result"] or {}
     status = record["status"] or {}
     row = flatten(record["config"])
+    row.update(record.get("plan") or {})  # N and the planned budget, also for unfinished runs
     row.update(result)
     row["run_id"] = result.get("run_id") or run_dir.name
     row["run_dir"] = str(run_dir)

@@ -4,6 +4,7 @@ Layout (the contract every later stage reads):
   config.yaml     the resolved config
   env.json        versions, git commit, host, SLURM ids
   status.json     running | completed | failed | preempted, with the reason
+  plan.json       what the run will be, written at its start: N, FLOPs per token, planned steps and tokens
   metrics.jsonl   appended rows (train rows carry train_loss, validation rows carry val_loss)
   result.json     written once at the end
   checkpoints/last.ckpt
@@ -30,6 +31,7 @@ ENV = "env.json"
 STATUS = "status.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
+PLAN = "plan.json"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 # Keys that change where output goes or how it is shown, not what is trained.
@@ -203,6 +205,13 @@ class RunRecord:
         path = self.dir / STATUS
         return read_json(path) if path.exists() else None
 
+    def write_plan(self, plan: dict) -> None:
+        write_json_atomic(self.dir / PLAN, plan)
+
+    def plan(self) -> dict | None:
+        path = self.dir / PLAN
+        return read_json(path) if path.exists() else None
+
     def result(self) -> dict | None:
         path = self.dir / RESULT
         return read_json(path) if path.exists() else None
@@ -230,6 +239,7 @@ def load_run(run_dir: Path) -> dict:
         "config": config,
         "env": read_json(env_path) if env_path.exists() else None,
         "status": rec.status(),
+        "plan": rec.plan(),
         "result": rec.result(),
         "metrics_path": str(rec.metrics_path),
     }

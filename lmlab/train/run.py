@@ -211,6 +211,12 @@ class Run:
         rec = self.record
         rec.write_config(self.cfg)
         rec.write_env()
+        rec.write_plan({
+            "run_id": self.id, **self.counts, "vocab_size": self.gpt.vocab_size,
+            "flops_per_token_6n": self.fpt_6n, "flops_per_token_exact": self.fpt_exact,
+            "planned_steps": self.plan.steps, "planned_tokens": self.plan.tokens,
+            "tokens_per_step": self.plan.tokens_per_step,
+        })
         step = 0
         if resume:
             step = torch.load(rec.checkpoint, map_location="cpu", weights_only=False)["global_step"]

@@ -58,7 +58,10 @@ def write_run(root, name, *, size, n, tokens, status, lr=3e-3, result=True, val_
 def sweep(tmp_path):
     root = tmp_path / "runs" / "g"
     write_run(root, "100k-a", size="100k", n=1e5, tokens=2_000_000, status="completed")
-    write_run(root, "1.3m-b", size="1.3m", n=1.3e6, tokens=4_000_000, status="running", result=False, torn_tail=True)
+    running = write_run(root, "1.3m-b", size="1.3m", n=1.3e6, tokens=4_000_000, status="running", result=False,
+                        torn_tail=True)
+    (running / "plan.json").write_text(json.dumps({"n_params": 1_500_000, "n_params_nonembedding": 1_300_000,
+                                                   "planned_tokens": 4_000_000, "planned_steps": 100}))
     write_run(root, "3.1m-c", size="3.1m", n=3.1e6, tokens=8_000_000, status="failed")
     return root
 
@@ -144,3 +147,10 @@ def test_bad_inputs_are_one_line_and_damage_nothing(sweep, tmp_path, capsys):
     assert out.read_bytes() == before
     with pytest.raises(DataError):
         collect([tmp_path / "empty"])
+
+
+def test_an_unfinished_run_gets_its_size_and_planned_budget_from_plan_json(sweep):
+    runs, _ = collect([sweep])
+    running = runs.set_index("run_id").loc["1.3m-b"]
+    assert running["status"] == "running" and not running["has_result"]
+    assert (running["n_params"], running["n_params_nonembedding"], running["planned_tokens"]) == (1_500_000, 1_300_000, 4_000_000)

@@ -63,6 +63,11 @@ def test_training_beats_the_unigram_entropy_and_records_everything(trained, data
     assert val_rows[-1]["val_loss"] == result["final_val_loss"]
     assert val_rows[0]["val_loss"] > val_rows[-1]["val_loss"] + 1
 
+    plan = json.loads((run.record.dir / "plan.json").read_text())
+    assert {k: plan[k] for k in ("n_params", "n_params_nonembedding", "flops_per_token_exact")} == \
+        {k: result[k] for k in ("n_params", "n_params_nonembedding", "flops_per_token_exact")}
+    assert (plan["planned_steps"], plan["planned_tokens"]) == (195, result["tokens"])
+
     with open(run.record.dir / "config.yaml") as f:
         assert yaml.safe_load(f) == run.cfg
     env = json.loads((run.record.dir / "env.json").read_text())
