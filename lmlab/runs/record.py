@@ -3,7 +3,7 @@
 Layout (the contract every later stage reads):
   config.yaml     the resolved config
   env.json        versions, git commit, host, SLURM ids
-  status.json     running | completed | failed | preempted, with the reason
+  status.json     running | completed | failed | preempted | interrupted, with the reason
   plan.json       what the run will be, written at its start: N, FLOPs per token, planned steps and tokens
   metrics.jsonl   appended rows (train rows carry train_loss, validation rows carry val_loss)
   result.json     written once at the end

@@ -189,6 +189,11 @@ class Run:
             trainer.fit(module, datamodule=self.data, ckpt_path=str(rec.checkpoint) if resume else None)
         except LmlabError as err:
             return self._finish(trainer, "failed", str(err), None, module)
+        except SystemExit as stop:  # Lightning turns Ctrl-C into an exit; a preemption hand-over exits too
+            if not preemption.stopped_by and trainer.is_global_zero:
+                rec.set_status("interrupted", f"stopped at step {trainer.global_step} (exit {stop.code}); relaunch to resume",
+                               step=trainer.global_step, tokens=trainer.global_step * self.plan.tokens_per_step)
+            raise
         except Exception as err:
             self._finish(trainer, "failed", f"{type(err).__name__}: {err}", None, module)
             raise

@@ -159,3 +159,27 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(train_overrides
     bar_shown = re.search(r"Epoch 0: .*loss=[\d.]+.*tok/s=[\d.]+", output) is not None
     lines_shown = re.search(r"step 10/20  tokens 0.0102M  loss [\d.]+  lr [\d.e+-]+  \d+ tok/s", output) is not None
     assert (bar_shown, lines_shown) == (bar, not bar)
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_a_relaunch_finishes_it(train_overrides, tmp_path):
+    overrides = [*train_overrides, *BUDGET, "trainer.ckpt_every_steps=10"]
+    proc = train_cli(overrides)
+    deadline, status = time.time() + 300, None
+    while time.time() < deadline and not (status and status.get("step", 0) >= 20):
+        found = list((tmp_path / "runs").glob("*/*/status.json"))
+        status = json.loads(found[0].read_text()) if found else None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    run_dir = found[0].parent
+    assert proc.returncode != 0 and not (run_dir / "result.json").exists(), out[-2000:]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and "relaunch to resume" in status["reason"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] >= 20
+
+    shown = run_cli(["-m", "lmlab.cli", "runs", "status", str(run_dir.parent)])
+    assert "1 failed" in shown.stdout and "relaunch to resume" in shown.stdout, shown.stdout
+    again = train_cli(overrides)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out[-2000:]
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
