@@ -11,13 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import lmlab.train.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
+from lmlab.train.config import CONF_DIR  # importing it registers the schema in Hydra's ConfigStore
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab.train")
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+# An absolute path: a relative one resolves against the package when run as the `lmlab-train` script.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def app(cfg: DictConfig) -> float:
     """Returns the final validation loss, so hyper-parameter sweepers can minimise it."""
     from lmlab.train.run import train
