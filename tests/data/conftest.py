@@ -1,13 +1,11 @@
-"""Session fixtures for the data tests: the bundled corpus is prepared once per test session."""
+"""Fixtures for the data tests: the bundled corpus as prepared once per session in tests/conftest.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmlab.data.prepare import prepare_preset
-
 
 @pytest.fixture(scope="session")
-def sotu_dir(tmp_path_factory):
+def sotu_dir(data_root):
     """The bundled corpus prepared with the default preset (the same one `data=sotu` trains on)."""
-    return prepare_preset("sotu", tmp_path_factory.mktemp("data"))
+    return data_root / "sotu"

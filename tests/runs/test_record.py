@@ -13,15 +13,16 @@ CFG = {"seed": 0, "model": {"size": "tiny", "seq_len": 64}, "paths": {"runs_dir"
        "logger": {"name": "csv"}, "run": {"group": "g", "name": None}, "trainer": {"log_every_steps": 10}}
 
 
-def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+def test_a_write_that_fails_before_the_rename_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "result.json"
     write_json_atomic(target, {"status": "completed"})
-    class Unwritable:
-        def __str__(self):
-            raise RuntimeError("cannot serialise")
 
-    with pytest.raises(RuntimeError):
-        write_json_atomic(target, {"status": "failed", "bad": Unwritable()})
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_json_atomic(target, {"status": "failed"})
     assert json.loads(target.read_text()) == {"status": "completed"}
     assert os.listdir(tmp_path) == ["result.json"]
 
