@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 
 from lmlab.errors import ConfigError
-from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.config import GPTConfig
 
 DEFAULT_VOCAB_SIZE = 50257  # GPT-2's, for counts comparable with the papers
 NAME_TOLERANCE = 0.05  # a size's name is within 5% of its non-embedding count
@@ -182,7 +182,9 @@ def resolve_config(model_cfg: Mapping | GPTConfig, vocab_size: int) -> GPTConfig
     return GPTConfig(vocab_size=vocab_size, **shape, **arch)
 
 
-def build_model(model_cfg: Mapping | GPTConfig, vocab_size: int) -> GPT:
+def build_model(model_cfg: Mapping | GPTConfig, vocab_size: int):
     """The GPT for a training config's `model` group (see resolve_config) or a GPTConfig."""
+    from lmlab.models.gpt import GPT
+
     return GPT(resolve_config(model_cfg, vocab_size))
 
