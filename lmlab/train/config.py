@@ -78,7 +78,7 @@ class DataConfig:
     name: str = "sotu"
     dir: str = "${paths.data_dir}/${data.name}"
     prepare: bool = True  # prepare the preset of the same name when the directory is missing
-    verify_checksums: bool = False
+    verify_checksums: bool = True  # sha256 and token ids of every shard, once per file version (cached)
 
 
 @dataclass
