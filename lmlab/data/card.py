@@ -1,24 +1,37 @@
-"""Stage 7: the data card, in JSON (for tools) and markdown (for people)."""
+"""Stage 7: the data card, in JSON (for tools) and markdown (for people).
+
+Other parts of lmlab add their own findings to a prepared corpus's card with `add_section(data_dir, key,
+title, markdown, data)`: the card's JSON keeps them under `sections[key]` as {"title", "markdown", "data"}
+and the markdown shows each as a `## title` section after the built-in ones (e.g. the bias audit's
+group counts under key "bias").
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+from lmlab.io import atomic_path, dumps, read_json, write_atomic
 
 CARD_JSON = "data_card.json"
 CARD_MD = "data_card.md"
 CARD_PNG = "data_card.png"
 
 
-def write_card(out_dir: Path, card: dict) -> None:
-    for name, text in ((CARD_JSON, json.dumps(card, indent=2, sort_keys=True) + "\n"), (CARD_MD, render_markdown(card))):
-        tmp = out_dir / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out_dir / name)
+def write_card(out_dir: Path, card: dict, mode: int | None = None) -> None:
+    write_atomic(out_dir / CARD_JSON, dumps(card, indent=2, sort_keys=True) + "\n", mode)
+    write_atomic(out_dir / CARD_MD, render_markdown(card), mode)
 
 
-def write_card_figure(out_dir: Path, card: dict, doc_tokens, doc_splits) -> None:
+def add_section(data_dir: str | os.PathLike, key: str, title: str, markdown: str, data: dict | None = None) -> None:
+    """Add (or replace) the section `key` of a prepared corpus's card, keeping its files' permissions."""
+    data_dir = Path(data_dir)
+    card = read_json(data_dir / CARD_JSON)
+    card.setdefault("sections", {})[key] = {"title": title, "markdown": markdown, "data": data or {}}
+    write_card(data_dir, card, (data_dir / CARD_JSON).stat().st_mode & 0o777)
+
+
+def write_card_figure(out_dir: Path, card: dict, doc_tokens, doc_splits, mode: int | None = None) -> None:
     """data_card.png: documents left after each stage, and the length of documents in each split."""
     import matplotlib
 
@@ -40,7 +53,8 @@ def write_card_figure(out_dir: Path, card: dict, doc_tokens, doc_splits) -> None
     right.set(xscale="log", title="tokens per document", xlabel="tokens", ylabel="share of the split's documents")
     right.xaxis.set_minor_formatter(NullFormatter())
     right.legend()
-    fig.savefig(out_dir / CARD_PNG, dpi=100, metadata={"Software": None})
+    with atomic_path(out_dir / CARD_PNG, mode) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
 
 
 def render_markdown(card: dict) -> str:
@@ -64,7 +78,30 @@ def render_markdown(card: dict) -> str:
     lines += ["", "## Tokenizer", "",
               f"Vocabulary {tk['vocab_size']} ({tk['kind']}), end-of-text `{tk['eot_token']}` = id {tk['eot_id']}, "
               f"sha256 `{tk['sha256'][:12]}`, shards as {tk['dtype']}.", ""]
+    lines += _privacy(card)
+    for section in (card.get("sections") or {}).values():
+        lines += [f"## {section['title']}", "", section["markdown"].rstrip(), ""]
     return "\n".join(lines)
+
+
+def _privacy(card: dict) -> list[str]:
+    """Which personal data was replaced and which was not looked for; what was kept; how it is stored."""
+    pii, fields = card.get("pii"), card.get("fields")
+    if not pii or not fields:
+        return []
+    lines = ["## Privacy", ""]
+    if pii["enabled"]:
+        lines.append("Replaced by typed placeholders: " + "; ".join(f"{k} ({v})" for k, v in pii["covered"].items()) + ".")
+    else:
+        lines.append("PII replacement was off (clean.pii.enabled=false): the text is as the source had it.")
+    lines += ["", "Not looked for: " + "; ".join(pii["not_covered"]) + ".", "",
+              f"Fields kept: {', '.join(fields['kept'])} (id: {fields['id']}); "
+              f"dropped: {', '.join(fields['dropped']) or 'none'}.",
+              f"Text stages kept under stages/: {card.get('stages_kept', 'none')}."]
+    enc = card.get("encryption")
+    lines.append(f"Shards encrypted with {enc['cipher']}, key from `{enc['key']}` (key id {enc['key_id']})."
+                 if enc else "Shards are not encrypted.")
+    return lines + [""]
 
 
 def _stage_details(st: dict) -> list[str]:

@@ -81,7 +81,7 @@ def validation_windows(shards: list[np.ndarray], seq_len: int, max_tokens: int) 
 
 class TokenDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str | Path, seq_len: int, micro_batch_size: int, seed: int,
-                 val_tokens: int, accumulation: int, verify_checksums: bool = False):
+                 val_tokens: int, accumulation: int, verify_checksums: bool = True):
         super().__init__()
         self.data_dir = Path(data_dir)
         self.seq_len, self.micro_batch_size, self.seed = seq_len, micro_batch_size, seed

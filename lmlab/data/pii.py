@@ -2,8 +2,13 @@
 
 Each detector is a regular expression for the shape plus, where the shape alone would also match
 ordinary numbers, a check: Luhn for card numbers, ISO 13616 mod-97 for IBANs, the issuing rules for
-US social security numbers, octet ranges for IPv4, `ipaddress` for IPv6, digit counts for phones.
+US social security numbers, octet ranges and context for IPv4, `ipaddress` for IPv6, digit counts for
+phones. National phone numbers written without a country code are found by Google's libphonenumber
+(the `phonenumbers` package) for the regions in `clean.pii.phone_regions`, valid numbers only.
 Detectors run in priority order and a span claimed by one is not looked at by the next.
+
+Person names and street addresses are not looked for: no offline detector that installs from PyPI
+and that we could trust was found (spaCy's models are not on PyPI; GLiNER loads weights from a hub).
 """
 
 from __future__ import annotations
@@ -19,11 +24,31 @@ from lmlab.data.progress import LoggedMap
 from lmlab.errors import ConfigError
 
 TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IPV6", "IPV4", "PHONE")
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN")  # national formats recognised without a country code
+COVERAGE = {
+    "SECRET": "private keys, URLs with a password, AWS access key ids and secret keys, GitHub, Slack, Stripe, "
+              "OpenAI-style, Google and Hugging Face tokens, JSON web tokens, bearer tokens, credential assignments",
+    "EMAIL": "email addresses, also written 'name at example dot com' or 'name [at] example [dot] com'",
+    "IBAN": "IBANs of every ISO 13616 country, with or without spaces, any case (mod-97 checked)",
+    "CREDIT_CARD": "card numbers of the major brands, grouped 4-4-4-4, 4-6-5, 4-6-4, 4-8-4 or not (Luhn checked)",
+    "US_SSN": "US social security numbers (ddd-dd-dddd, ddd dd dddd, or after 'SSN')",
+    "IPV6": "IPv6 addresses",
+    "IPV4": "IPv4 addresses (not section, version or release numbers)",
+    "PHONE": "international numbers (+country code), North American numbers, and national numbers of the "
+             "regions in clean.pii.phone_regions",
+}
+NOT_COVERED = ["person names", "street addresses", "dates of birth", "passport and national id numbers "
+               "other than US SSNs", "phone numbers of other regions written without a country code"]
 
 SECRET_PATTERNS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:[^\s@/]+@[^\s/]*(?:\S*[^\s.,;:!?)\]}'\"])?",  # URL with user:password@
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",                                     # AWS access key id
+    # AWS secret access key: 40 base64 characters with upper and lower case letters and a digit
+    # (a hex hash has one case only)
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*\d)[A-Za-z0-9/+]{40}"
+    r"(?![A-Za-z0-9/+=])",
+    r"\bhf_[A-Za-z0-9]{30,}\b",                                           # Hugging Face tokens
     r"\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b",   # GitHub tokens
     r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",                                  # Slack tokens
     r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",                          # Stripe keys
@@ -37,9 +62,16 @@ SECRET_PATTERNS = [
     r"[\"']?\s?[:=]\s?[\"']?)(?P<v>(?=[^\s\"',;]*[\d\W_])[^\s\"',;]{5,}[^\s\"',;.:!?)\]}])",
 ]
 EMAIL = r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
-IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+# "jane at example dot com", "jane [at] example [dot] com", "jane(at)example(dot)com": the "at" and the
+# last "dot" must be spelled out (in brackets, or as words between spaces).
+_AT = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+)"
+_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
+EMAIL_SPELLED = (rf"(?i:(?<![\w.+-])[a-z0-9][a-z0-9._%+-]*{_AT}[a-z0-9-]+(?:(?:{_DOT}|\.)[a-z0-9-]+)*{_DOT}"
+                 rf"(?:com|org|net|edu|gov|info|io|[a-z]{{2}})\b)")
+IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b|\b[a-z]{2}\d{2}[a-z0-9]{11,30}\b"
 CARD = r"(?<![\w.,-])\d(?:[ -]?\d){12,18}(?![\w-]|[.,]\d)"
-SSN = r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])|(?i:\b(?:SSN|social security (?:number|no\.?))[:#]?\s?)(?P<v>\d{9})\b"
+SSN = (r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])|(?<![\w-])\d{3} \d{2} \d{4}(?![\w-]| \d)"
+       r"|(?i:\b(?:SSN|social security (?:number|no\.?))[:#]?\s?)(?P<v>\d{9})\b")
 IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![\w:]|\.\d)"
 OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = rf"(?<![\w.]){OCTET}(?:\.{OCTET}){{3}}(?![\w]|\.\d)"
@@ -47,7 +79,9 @@ PHONE_NANP = r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d
 PHONE_INTL = r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){2,6}(?![\w-]|[.,]\d)"
 # Dotted numbers after these words are section or version numbers, not addresses.
 SECTION_WORDS = re.compile(r"(?i)(?:section|sec\.|§|article|art\.|chapter|paragraph|para\.|part|rule|title|"
-                           r"clause|version|v\.?|no\.|table|figure|fig\.)\s*$")
+                           r"clause|version|v\.?|no\.|table|figure|fig\.|release|rel\.|build|patch|update|"
+                           r"upgrade|step|item|appendix)\s*$")
+HEADING_START = re.compile(r"(?:^|\n)[ \t#*>-]*$")  # nothing but markup before it on its line
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
     "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
@@ -69,8 +103,8 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def iban_ok(text: str, _: str = "") -> bool:
-    iban = text.replace(" ", "")
+def iban_ok(text: str, *_context: str) -> bool:
+    iban = text.replace(" ", "").upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban):
         return False
     rearranged = iban[4:] + iban[:4]
@@ -83,27 +117,27 @@ CARD_BRANDS = [(r"4", (13, 16, 19)), (r"5[1-5]|2[2-7]", (16,)), (r"3[47]", (15,)
                (r"35", (16, 17, 18, 19))]
 
 
-def card_ok(text: str, _: str = "") -> bool:
+def card_ok(text: str, *_context: str) -> bool:
     digits = re.sub(r"[ -]", "", text)
     groups = [len(g) for g in re.split(r"[ -]", text)]
-    if len(groups) > 1:  # printed cards group digits 4-4-4-4(-k) or, for Amex and Diners, 4-6-5 / 4-6-4
+    if len(groups) > 1:  # printed cards group digits 4-4-4-4(-k), 4-8-4, or for Amex and Diners 4-6-5 / 4-6-4
         if len(set(re.findall(r"[ -]", text))) > 1:
             return False
-        if not (set(groups[:-1]) == {4} and 1 <= groups[-1] <= 4 or groups in ([4, 6, 5], [4, 6, 4])):
+        if not (set(groups[:-1]) == {4} and 1 <= groups[-1] <= 4 or groups in ([4, 6, 5], [4, 6, 4], [4, 8, 4])):
             return False
     if not any(re.match(prefix, digits) and len(digits) in lengths for prefix, lengths in CARD_BRANDS):
         return False
     return luhn_ok(digits)
 
 
-def ssn_ok(text: str, _: str = "") -> bool:
+def ssn_ok(text: str, *_context: str) -> bool:
     digits = re.sub(r"\D", "", text)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-def ipv6_ok(text: str, _: str = "") -> bool:
-    if text.count(":") < 2 or not re.search(r"[0-9A-Fa-f]", text):
+def ipv6_ok(text: str, *_context: str) -> bool:
+    if text.count(":") < 2 or not re.search(r"\d", text):  # `a::b` and `dead::beef` are code, not addresses
         return False
     try:
         ipaddress.IPv6Address(text)
@@ -112,11 +146,15 @@ def ipv6_ok(text: str, _: str = "") -> bool:
     return True
 
 
-def ipv4_ok(text: str, before: str) -> bool:
-    return not SECTION_WORDS.search(before)
+def ipv4_ok(text: str, before: str, after: str = "") -> bool:
+    """Not a section, version or release number: no such word before it, and not a heading
+    ("1.2.3.4 Introduction" at the start of a line)."""
+    if SECTION_WORDS.search(before):
+        return False
+    return not (HEADING_START.search(before) and re.match(r"[ \t]+[A-Z]", after))
 
 
-def phone_ok(text: str, before: str) -> bool:
+def phone_ok(text: str, *_context: str) -> bool:
     digits = re.sub(r"\D", "", text)
     if text.startswith("+"):
         return 8 <= len(digits) <= 15
@@ -124,7 +162,7 @@ def phone_ok(text: str, before: str) -> bool:
     return len(national) == 10 and national[0] in "23456789" and national[3] in "23456789"
 
 
-Check = Callable[[str, str], bool]
+Check = Callable[[str, str, str], bool]  # (match, up to 20 characters before it, up to 20 after) -> keep?
 
 
 @dataclass(frozen=True)
@@ -138,6 +176,38 @@ class Detector:
     gate: re.Pattern = re.compile(r"\d[\d().: -]{5,}\d")  # digits with phone/card/address separators
     margin: int | None = 40
 
+    def spans(self, text: str, lo: int, hi: int, regions: tuple[str, ...]):
+        for m in self.pattern.finditer(text, lo, hi):
+            # A pattern anchored on context ("password: ...") marks the value to replace as group v.
+            has_value = "v" in self.pattern.groupindex and m.group("v") is not None
+            yield m.span("v") if has_value else m.span()
+
+
+class NationalPhones(Detector):
+    """Phone numbers that libphonenumber finds valid in one of `regions` (national formats included)."""
+
+    def spans(self, text: str, lo: int, hi: int, regions: tuple[str, ...]):
+        from phonenumbers import Leniency, PhoneNumberMatcher
+
+        window = text[lo:hi]
+        for region in regions:
+            for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID):
+                yield lo + m.start, lo + m.end
+
+
+def national_phone_ok(text: str, *_context: str) -> bool:
+    """Not an amount or a row of a table: 9 to 12 digits, no thousands grouping (1 234 567 890), no single
+    digits after the first group (1 2 3 4 5 6 7 8 9 10), and pairs of digits (01 23 45 67 89) only after
+    a trunk prefix 0 (not 1 64 78 39 42)."""
+    if text.startswith("+"):
+        return True
+    groups = re.findall(r"\d+", text)
+    if not 9 <= sum(map(len, groups)) <= 12 or any(len(g) == 1 for g in groups[1:]):
+        return False
+    if max(map(len, groups)) <= 2 and not groups[0].startswith("0"):
+        return False
+    return not re.fullmatch(r"\d{1,3}(?: \d{3})+", text)
+
 
 def _gate(literals: str) -> re.Pattern:
     return re.compile(literals)
@@ -146,11 +216,15 @@ def _gate(literals: str) -> re.Pattern:
 DETECTORS: list[Detector] = [
     Detector("SECRET", re.compile(SECRET_PATTERNS[0]), gate=_gate("PRIVATE KEY"), margin=None),
     Detector("SECRET", re.compile(SECRET_PATTERNS[1]), gate=_gate("://"), margin=300),
+    Detector("SECRET", re.compile(SECRET_PATTERNS[2]), gate=_gate("AKIA|ASIA"), margin=300),
     *[Detector("SECRET", re.compile(p), gate=_gate(g), margin=300) for p, g in zip(
-        SECRET_PATTERNS[2:10], ["AKIA|ASIA", "gh[pousr]_|github_pat_", "xox", "k_live_|k_test_", "sk-", "AIza",
+        SECRET_PATTERNS[4:12], ["hf_", "gh[pousr]_|github_pat_", "xox", "k_live_|k_test_", "sk-", "AIza",
                                 "eyJ", "Bearer "])],
-    Detector("SECRET", re.compile(SECRET_PATTERNS[10]), gate=_gate("[:=]"), margin=300),
+    # after the prefixed tokens, whose tails can be 40 characters too
+    Detector("SECRET", re.compile(SECRET_PATTERNS[3]), gate=_gate(r"[A-Za-z0-9/+]{40}"), margin=2),
+    Detector("SECRET", re.compile(SECRET_PATTERNS[12]), gate=_gate("[:=]"), margin=300),
     Detector("EMAIL", re.compile(EMAIL), gate=_gate("@"), margin=300),
+    Detector("EMAIL", re.compile(EMAIL_SPELLED), gate=_gate(r"(?i)[\[({<\s]dot[\])}>\s]"), margin=300),
     Detector("IBAN", re.compile(IBAN), iban_ok),
     Detector("CREDIT_CARD", re.compile(CARD), card_ok),
     Detector("US_SSN", re.compile(SSN), ssn_ok),
@@ -158,6 +232,7 @@ DETECTORS: list[Detector] = [
     Detector("IPV4", re.compile(IPV4), ipv4_ok),
     Detector("PHONE", re.compile(PHONE_INTL), phone_ok),
     Detector("PHONE", re.compile(PHONE_NANP), phone_ok),
+    NationalPhones("PHONE", re.compile(""), national_phone_ok),
 ]
 
 
@@ -175,7 +250,8 @@ def _windows(text: str, det: Detector) -> list[tuple[int, int]]:
     return out
 
 
-def find_pii(text: str, types: frozenset[str] = frozenset(TYPES)) -> list[tuple[int, int, str]]:
+def find_pii(text: str, types: frozenset[str] = frozenset(TYPES),
+             regions: tuple[str, ...] = PHONE_REGIONS) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, type) spans of personal data in `text`, in order."""
     spans: list[tuple[int, int, str]] = []
     windows: dict[tuple, list] = {}  # detectors that share a gate scan the text for it once
@@ -186,20 +262,18 @@ def find_pii(text: str, types: frozenset[str] = frozenset(TYPES)) -> list[tuple[
         if key not in windows:
             windows[key] = _windows(text, det)
         for lo, hi in windows[key]:
-            for m in det.pattern.finditer(text, lo, hi):
-                # A pattern anchored on context ("password: ...") marks the value to replace as group v.
-                has_value = "v" in det.pattern.groupindex and m.group("v") is not None
-                start, end = m.span("v") if has_value else m.span()
-                if any(s < end and start < e for s, e, _ in spans):
+            for start, end in det.spans(text, lo, hi, regions):
+                if start == end or any(s < end and start < e for s, e, _ in spans):
                     continue
-                if det.check is None or det.check(text[start:end], text[max(0, start - 20):start]):
+                if det.check is None or det.check(text[start:end], text[max(0, start - 20):start], text[end:end + 20]):
                     spans.append((start, end, det.kind))
     return sorted(spans)
 
 
-def scrub(text: str, types: frozenset[str] = frozenset(TYPES)) -> tuple[str, Counter]:
+def scrub(text: str, types: frozenset[str] = frozenset(TYPES),
+          regions: tuple[str, ...] = PHONE_REGIONS) -> tuple[str, Counter]:
     """`text` with each piece of personal data replaced by <TYPE>, and the count per type."""
-    spans = find_pii(text, types)
+    spans = find_pii(text, types, regions)
     if not spans:
         return text, Counter()
     out, pos = [], 0
@@ -210,31 +284,56 @@ def scrub(text: str, types: frozenset[str] = frozenset(TYPES)) -> tuple[str, Cou
     return "".join(out), Counter(kind for _, _, kind in spans)
 
 
-def _scrub_batch(batch: dict, types: frozenset[str]) -> dict:
+def _scrub_batch(batch: dict, types: frozenset[str], regions: tuple[str, ...]) -> dict:
     texts, counts = [], {f"_pii_{t}": [] for t in TYPES}
     for text in batch["text"]:
-        new, found = scrub(text, types)
+        new, found = scrub(text, types, regions)
         texts.append(new)
         for t in TYPES:
             counts[f"_pii_{t}"].append(found[t])
     return {"text": texts, **counts}
 
 
-def check_config(cfg: Mapping) -> None:
-    unknown = set((cfg.get("pii") or {}).get("types") or TYPES) - set(TYPES)
+def pii_options(cfg: Mapping) -> tuple[bool, frozenset[str], tuple[str, ...]]:
+    """(enabled, types, phone regions) of the `clean` config section, checked: one line per mistake."""
+    pii = cfg.get("pii") or {}
+    unknown = set(pii.get("types") or TYPES) - set(TYPES)
     if unknown:
         raise ConfigError(f"clean.pii.types: unknown {sorted(unknown)}, expected some of {', '.join(TYPES)}")
+    regions = check_regions(pii.get("phone_regions", PHONE_REGIONS), "clean.pii.phone_regions")
+    return bool(pii.get("enabled", True)), frozenset(pii.get("types") or TYPES), regions
+
+
+def check_regions(regions, what: str) -> tuple[str, ...]:
+    from phonenumbers import SUPPORTED_REGIONS
+
+    regions = tuple(str(r).upper() for r in (regions or ()))
+    unknown = sorted(set(regions) - SUPPORTED_REGIONS)
+    if unknown:
+        raise ConfigError(f"{what}: unknown regions {unknown}, expected ISO 3166 codes such as US, GB, DE, FR, IN")
+    return regions
+
+
+def check_config(cfg: Mapping) -> None:
+    pii_options(cfg)
+
+
+def coverage(cfg: Mapping) -> dict:
+    """What the PII stage of this `clean` config replaces and what it does not look for (for the data card)."""
+    enabled, types, regions = pii_options(cfg)
+    covered = {t: COVERAGE[t] + (f" ({', '.join(regions) or 'no regions'})" if t == "PHONE" else "")
+               for t in TYPES if t in types}
+    return {"enabled": enabled, "covered": covered if enabled else {},
+            "not_covered": NOT_COVERED + [t for t in TYPES if t not in types], "phone_regions": list(regions)}
 
 
 def pii_stage(ds, cfg: Mapping, num_proc: int):
     """Replace personal data in every document; returns (dataset, counters with replacements per type)."""
-    check_config(cfg)
-    pii = cfg.get("pii") or {}
-    if not pii.get("enabled", True):
+    enabled, types, regions = pii_options(cfg)
+    if not enabled:
         return ds, {"replaced": {}}
-    types = frozenset(pii.get("types") or TYPES)
-    marked = ds.map(LoggedMap(_scrub_batch, "pii"), batched=True, batch_size=64, fn_kwargs={"types": types},
-                    num_proc=procs_for(ds, num_proc), desc="pii")
+    marked = ds.map(LoggedMap(_scrub_batch, "pii"), batched=True, batch_size=64,
+                    fn_kwargs={"types": types, "regions": regions}, num_proc=procs_for(ds, num_proc), desc="pii")
     cols = [f"_pii_{t}" for t in TYPES]
     replaced = {t: int(sum(marked[f"_pii_{t}"])) for t in TYPES}
     docs = int(sum(any(row) for row in zip(*(marked[c] for c in cols))))

@@ -1,7 +1,7 @@
 """The prepare pipeline: source -> clean -> dedup -> PII -> split -> tokenizer -> shards -> card.
 
-Each stage writes its own output (stages/<n>-<stage>.parquet) and counters (the data
-card). The corpus is built in `<root>/<name>.partial` and renamed to `<root>/<name>` only when
+Each stage counts what it keeps and drops (the data card); its text output is kept under
+stages/<n>-<stage>.parquet only when `keep_stages` asks. The corpus is built in `<root>/<name>.partial` and renamed to `<root>/<name>` only when
 complete, under a lock, so an interrupted or concurrent prepare never leaves a directory that
 loads as valid. The same config lands in the same directory and is skipped when already done.
 """
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from lmlab.data.pipeline import HASHED_KEYS, build_corpus, check_config
+from lmlab.data.pipeline import HASHED_KEYS, OWNER_ONLY_DIR, OWNER_ONLY_FILE, build_corpus, check_config
 from lmlab.data.shards import MANIFEST
 from lmlab.errors import ConfigError, DataError
 
@@ -64,6 +64,8 @@ def prepare_preset(name: str, data_dir_root: str | os.PathLike, overrides: Seque
 
 def config_hash(cfg: Mapping) -> str:
     hashed = {k: cfg.get(k) for k in HASHED_KEYS}
+    if (cfg.get("encrypt") or {}).get("key"):  # encrypted shards are other files (the key itself is not hashed)
+        hashed["encrypted"] = True
     return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -83,10 +85,14 @@ def run_prepare(cfg) -> Path:
     with _lock(root / f".{name}.lock"):
         if _already_prepared(out, digest, bool(plain.get("overwrite"))):
             log.info("prepare %s: already prepared in %s (config %s), skipping", name, out, digest[:8])
+            if plain.get("owner_only"):
+                _owner_only(out)
             return out
         partial = root / f"{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
+        if plain.get("owner_only"):  # before anything is written into it
+            os.chmod(partial, OWNER_ONLY_DIR)
         start = time.monotonic()
         build_corpus(plain, digest, partial)
         _replace_dir(partial, out)
@@ -116,6 +122,13 @@ def _already_prepared(out: Path, digest: str, overwrite: bool) -> bool:
         return False
     raise ConfigError(f"data dir {out}: already prepared with config {str(found)[:8]}, this config is {digest[:8]}; "
                       "choose another name or set overwrite=true")
+
+
+def _owner_only(path: Path) -> None:
+    """Make an already prepared directory owner-only, as a new one would be."""
+    os.chmod(path, OWNER_ONLY_DIR)
+    for sub in path.rglob("*"):
+        os.chmod(sub, OWNER_ONLY_DIR if sub.is_dir() else OWNER_ONLY_FILE)
 
 
 def _replace_dir(partial: Path, out: Path) -> None:

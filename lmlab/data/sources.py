@@ -41,7 +41,7 @@ def load_source(cfg: Mapping, cache_dir: Path) -> tuple["datasets.Dataset", dict
     ds, provenance = loader(cfg, cache_dir)
     if cfg.get("max_documents") is not None and len(ds) > int(cfg["max_documents"]):
         ds = ds.select(range(int(cfg["max_documents"])))
-    ds = _minimise(ds, cfg, provenance["description"])
+    ds, provenance["fields"] = _minimise(ds, cfg, provenance["description"], provenance.pop("source_fields", None))
     if len(ds) == 0:
         raise DataError(f"source {provenance['description']}: has no documents, expected at least one")
     provenance["documents"] = len(ds)
@@ -97,8 +97,9 @@ def _load_local(cfg: Mapping, cache_dir: Path):
     try:
         ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=str(cache_dir),
                                    streaming=bool(cfg.get("streaming")), **kwargs)
+        source_fields = None
         if isinstance(ds, datasets.IterableDataset):
-            ds = _materialise(ds, cfg, cache_dir, desc)
+            ds, source_fields = _materialise(ds, cfg, cache_dir, desc)
     except DataError:
         raise
     except Exception as err:  # the builders raise ValueError, ArrowInvalid, DatasetGenerationError, ...
@@ -108,7 +109,8 @@ def _load_local(cfg: Mapping, cache_dir: Path):
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise DataError(f"source {desc}: cannot read as {builder}: {reason}") from None
     provenance = {"kind": "local", "format": builder, "files": [
-        {"path": os.path.abspath(f), "bytes": os.path.getsize(f)} for f in files], "description": desc}
+        {"path": os.path.abspath(f), "bytes": os.path.getsize(f)} for f in files], "description": desc,
+        "source_fields": source_fields}
     return ds, provenance
 
 
@@ -142,9 +144,10 @@ def _load_hub(cfg: Mapping, cache_dir: Path):
             raise DataError(f"source {desc}: not in the local cache and the hub cannot be reached "
                             "(offline); download it once with network access") from None
         raise DataError(f"source {desc}: cannot load: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    source_fields = None
     if isinstance(ds, datasets.IterableDataset):
-        ds = _materialise(ds, cfg, cache_dir, desc)
-    provenance = {"kind": "hub", "path": path, "config": cfg.get("config"), "split": cfg.get("split", "train"),
+        ds, source_fields = _materialise(ds, cfg, cache_dir, desc)
+    provenance = {"source_fields": source_fields, "kind": "hub", "path": path, "config": cfg.get("config"), "split": cfg.get("split", "train"),
                   "revision": cfg.get("revision"), "fingerprint": getattr(ds, "_fingerprint", None),
                   "description": desc}
     return ds, provenance
@@ -157,13 +160,14 @@ def _is_offline_error(err: Exception) -> bool:
 
 def _materialise(stream, cfg: Mapping, cache_dir: Path, desc: str):
     """Write a streamed source row by row to an on-disk Arrow table (memory stays bounded), keeping
-    only the needed fields and stopping at max_documents."""
+    only the needed fields and stopping at max_documents. Returns (dataset, the source's fields)."""
     import datasets
 
     roles = _field_roles(cfg)
     limit = cfg.get("max_documents")
 
     seen = [0]
+    fields: list[str] = []
 
     def rows():
         for row in stream:
@@ -172,17 +176,20 @@ def _materialise(stream, cfg: Mapping, cache_dir: Path, desc: str):
             for role, field in roles:
                 if field not in row:
                     raise DataError(f"source {desc}: {role} {field!r} not found; fields: {', '.join(row)}")
+            if not seen[0]:
+                fields.extend(row)
             seen[0] += 1
             yield {field: row[field] for _, field in roles}
 
     try:
-        return datasets.Dataset.from_generator(rows, cache_dir=str(cache_dir))
+        ds = datasets.Dataset.from_generator(rows, cache_dir=str(cache_dir))
     except Exception as err:
         if isinstance(err.__cause__, DataError):
             raise err.__cause__ from None
         if seen[0] == 0:
             raise DataError(f"source {desc}: has no documents, expected at least one") from None
         raise
+    return ds, fields
 
 
 def _field_roles(cfg: Mapping) -> list[tuple[str, str]]:
@@ -191,14 +198,16 @@ def _field_roles(cfg: Mapping) -> list[tuple[str, str]]:
     return roles + ([("id_field", cfg["id_field"])] if cfg.get("id_field") else [])
 
 
-def _minimise(ds, cfg: Mapping, desc: str):
-    """Keep only id, text and the named fields; give every document a stable string id."""
+def _minimise(ds, cfg: Mapping, desc: str, source_fields: list[str] | None):
+    """Keep only id, text and the named fields; give every document a stable string id.
+    Returns (dataset, which of the source's fields were kept and which dropped)."""
     text_field = cfg.get("text_field", "text")
     keep = list(cfg.get("keep_fields") or [])
     id_field = cfg.get("id_field")
     if desc.startswith("bundled:"):
         id_field = "id"
     available = ds.column_names
+    everything = list(source_fields or available)
     for role, field in _field_roles({**cfg, "id_field": id_field}):
         if field not in available:
             raise DataError(f"source {desc}: {role} {field!r} not found; fields: {', '.join(available)}")
@@ -216,7 +225,9 @@ def _minimise(ds, cfg: Mapping, desc: str):
         ds = ds.map(lambda b: {"id": [str(v) for v in b["id"]]}, batched=True, desc="ids")
     else:
         ds = ds.map(lambda b, idx: {"id": [str(i) for i in idx]}, with_indices=True, batched=True, desc="ids")
-    return ds.select_columns(["id", "text", *keep])
+    fields = {"text": text_field, "id": id_field or "row number", "kept": [text_field, *keep],
+              "dropped": [f for f in everything if f not in {text_field, id_field, *keep}]}
+    return ds.select_columns(["id", "text", *keep]), fields
 
 
 def _dist_version(name: str) -> str | None:

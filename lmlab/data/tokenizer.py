@@ -75,8 +75,10 @@ def eot_id(tok, eot_token: str | None) -> int:
     return tid
 
 
-def save_tokenizer(tok, path: Path) -> str:
+def save_tokenizer(tok, path: Path, mode: int | None = None) -> str:
     """Write tokenizer.json and return the sha256 of its bytes."""
+    from lmlab.io import write_atomic
+
     text = tok.to_str()
-    path.write_text(text, encoding="utf-8")
+    write_atomic(path, text, mode)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
