@@ -33,12 +33,14 @@ class GPTConfig:
     tie_embeddings: bool = True
     dropout: float = 0.0
     bias: bool = False  # biases in every Linear and LayerNorm (GPT-2 has them), never in the LM head
+    mup_base_width: int | None = None  # None: standard parametrisation; a d_model: muP relative to it
 
     def __post_init__(self) -> None:
         for key in ("vocab_size", "seq_len", "n_layer", "d_model", "n_head"):
             _check_positive_int(key, getattr(self, key))
-        if self.d_ff is not None:
-            _check_positive_int("d_ff", self.d_ff)
+        for key in ("d_ff", "mup_base_width"):
+            if getattr(self, key) is not None:
+                _check_positive_int(key, getattr(self, key))
         for key, choices in (("norm", NORMS), ("mlp", MLPS), ("pos", POSITIONS)):
             if getattr(self, key) not in choices:
                 raise ConfigError(f"model.{key}={getattr(self, key)!r} is not one of {', '.join(choices)}")

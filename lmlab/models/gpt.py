@@ -4,7 +4,9 @@ Pre-norm blocks (LayerNorm or RMSNorm), causal attention through
 F.scaled_dot_product_attention, a GELU or SwiGLU MLP, learned or rotary positions, optionally
 tied input/output embeddings, and GPT-2's init: every matrix N(0, 0.02), the two residual
 projections of each block N(0, 0.02/sqrt(2*n_layer)) so the residual stream's variance does
-not grow with depth. Parameter and FLOP counts live next door in lmlab.models.family.
+not grow with depth. With `mup_base_width` set, muP's width rules (lmlab.models.mup) change the
+init of hidden matrices, the attention scale, the logits and the per-group learning rates.
+Parameter and FLOP counts live next door in lmlab.models.family.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmlab.errors import ConfigError
+from lmlab.models import mup
 from lmlab.models.config import GPTConfig, default_d_ff  # noqa: F401  (GPTConfig lives torch-free next door)
 
 
@@ -64,6 +67,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = cfg.n_head
         self.dropout = cfg.dropout
+        self.scale = mup.attention_scale(cfg)  # None: 1/sqrt(head_dim)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
@@ -75,7 +79,7 @@ class CausalSelfAttention(nn.Module):
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -132,8 +136,13 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        hidden_std = mup.hidden_std(self.cfg)  # 0.02 under the standard parametrisation
+        if self.cfg.mup_base_width:
+            for p in self.blocks.parameters():
+                if p.dim() >= 2:
+                    nn.init.normal_(p, mean=0.0, std=hidden_std)
         # The two projections that write into the residual stream: 2*n_layer additions in all.
-        residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
+        residual_std = hidden_std / math.sqrt(2 * self.cfg.n_layer)
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
@@ -150,17 +159,24 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.norm(x))
+        if self.cfg.mup_base_width:
+            logits = logits * mup.output_mult(self.cfg)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         return logits, loss
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
+    def param_groups(self, weight_decay: float, lr: float | None = None) -> list[dict]:
         """AdamW groups: decay every matrix, never a vector. Matrices are the Linear weights and, as in
         GPT-2 and nanoGPT, the embeddings (with tied embeddings the token table is also the output
-        layer); vectors are norm weights and biases. A tied matrix appears once."""
+        layer); vectors are norm weights and biases. A tied matrix appears once. Under muP the hidden
+        matrices get a group of their own with a smaller learning rate (lmlab.models.mup). With lr
+        given, each group carries its learning rate."""
+        if self.cfg.mup_base_width:
+            return mup.param_groups(self, weight_decay, lr)
         params = [p for p in self.parameters() if p.requires_grad]
-        return [
+        groups = [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
+        return [{**g, "lr": lr} for g in groups] if lr is not None else groups

@@ -62,7 +62,7 @@ class LanguageModel(L.LightningModule):
 
     def configure_optimizers(self):
         o, s = self.optim, self.schedule
-        groups = self.model.param_groups(o["weight_decay"])
+        groups = self.model.param_groups(o["weight_decay"], o["lr"])
         optimizer = torch.optim.AdamW(groups, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"])
         multiplier = lr_lambda(s["name"], self.total_steps, s["warmup_frac"], o["min_lr_ratio"], s["decay_frac"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)

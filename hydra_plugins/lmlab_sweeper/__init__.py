@@ -1,0 +1,1 @@
+"""lmlab's Hydra sweeper: hyperparameter search on Optuna's ask-and-tell interface (lmlab.tune.sweep)."""
