@@ -17,7 +17,7 @@ from lmlab.errors import LmlabError
 # (group, command) -> (module, one-line help). group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     (None, "sizes"): ("lmlab.models.cli", "print the registry of model sizes"),
-    (None, "scrub"): ("lmlab.data.scrub_cli", "replace personal data in text with typed placeholders"),
+    (None, "scrub"): ("lmlab.data.cli_scrub", "replace personal data in text with typed placeholders"),
     (None, "fit"): ("lmlab.analysis.cli_fit", "fit a scaling law to a study table"),
     (None, "plan"): ("lmlab.analysis.cli_plan", "compute-optimal N and D for a budget, with a launch config"),
     (None, "predict"): ("lmlab.analysis.cli_predict", "predict the loss of one (N, D) from a fitted law"),

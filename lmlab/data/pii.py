@@ -192,11 +192,13 @@ class NationalPhones(Detector):
         window = text[lo:hi]
         for region in regions:
             for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID):
-                yield lo + m.start, lo + m.end
+                # "(0161 773 4277)": the library keeps an opening bracket that only encloses the number
+                unbalanced = m.raw_string.startswith("(") and ")" not in m.raw_string
+                yield lo + m.start + unbalanced, lo + m.end
 
 
 def national_phone_ok(text: str, *_context: str) -> bool:
-    """Not an amount or a row of a table: 9 to 12 digits, no thousands grouping (1 234 567 890), no single
+    """Not an amount, a ZIP code or a row of a table: 9 to 12 digits, no thousands grouping (1 234 567 890), no single
     digits after the first group (1 2 3 4 5 6 7 8 9 10), and pairs of digits (01 23 45 67 89) only after
     a trunk prefix 0 (not 1 64 78 39 42)."""
     if text.startswith("+"):
@@ -206,7 +208,7 @@ def national_phone_ok(text: str, *_context: str) -> bool:
         return False
     if max(map(len, groups)) <= 2 and not groups[0].startswith("0"):
         return False
-    return not re.fullmatch(r"\d{1,3}(?: \d{3})+", text)
+    return not re.fullmatch(r"\d{1,3}(?: \d{3})+|\d{5}-\d{4}", text)  # (or a US ZIP+4 code)
 
 
 def _gate(literals: str) -> re.Pattern:
