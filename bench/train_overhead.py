@@ -26,7 +26,7 @@ from lmlab.data.prepare import prepare_preset
 from lmlab.data.shards import open_split
 from lmlab.models.family import flops_per_token_6n, resolve_config
 from lmlab.models.gpt import GPT
-from lmlab.runs.record import read_jsonl
+from lmlab.io import read_jsonl
 from lmlab.train.config import compose_train
 from lmlab.train.run import Run
 from lmlab.train.schedules import lr_lambda

@@ -16,27 +16,59 @@ from lmlab.errors import LmlabError
 
 # (group, command) -> (module, one-line help). group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
-    (None, "sizes"): ("lmlab.models.cli", "print the registry of model sizes"),
+    (None, "sizes"): ("lmlab.models.cli_sizes", "print the registry of model sizes"),
     (None, "scrub"): ("lmlab.data.cli_scrub", "replace personal data in text with typed placeholders"),
     (None, "fit"): ("lmlab.analysis.cli_fit", "fit a scaling law to a study table"),
     (None, "plan"): ("lmlab.analysis.cli_plan", "compute-optimal N and D for a budget, with a launch config"),
     (None, "predict"): ("lmlab.analysis.cli_predict", "predict the loss of one (N, D) from a fitted law"),
-    ("runs", "collect"): ("lmlab.runs.collect", "collect run directories into a study table"),
-    ("runs", "status"): ("lmlab.runs.status", "expected vs completed, running, failed and missing runs"),
-    ("ladder", "plan"): ("lmlab.launch.ladder", "print the runs of a ladder and their total compute"),
-    ("launch", "render"): ("lmlab.launch.render", "write an sbatch script for a multi-node run"),
+    ("runs", "collect"): ("lmlab.runs.cli_collect", "collect run directories into a study table"),
+    ("runs", "status"): ("lmlab.runs.cli_status", "expected vs completed, running, failed and missing runs"),
+    ("ladder", "plan"): ("lmlab.launch.cli_ladder", "print the runs of a ladder and their total compute"),
+    ("launch", "render"): ("lmlab.launch.cli_render", "write an sbatch script for a multi-node run"),
+    ("audit", "bias"): ("lmlab.audit.cli_bias", "bias audit of a run's corpus and model, or across a study"),
+    (None, "compress"): ("lmlab.compress.cli_compress", "int8 quantisation or magnitude pruning of a run, evaluated"),
 }
 
 GROUP_HELP = {
     "runs": "run directories: collect, status",
     "ladder": "model ladders: plan",
     "launch": "multi-node launch scripts: render",
+    "audit": "audits of runs: bias",
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`lmlab <command>: error: ...`, exit 2); --help shows usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def count(text: str) -> int:
+    """A positive whole number, in scientific notation too (1e6)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return int(value)
+
+
+def positive_float(text: str) -> float:
+    """A positive, finite number (1e21 and 3.5 alike)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive finite number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmlab", description=lmlab.__doc__)
-    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = Parser(prog="lmlab", description=lmlab.__doc__)
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (group, name), (module_name, help_text) in COMMANDS.items():
         if group is None:
@@ -44,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             if group not in groups:
                 gp = top.add_parser(group, help=GROUP_HELP[group])
-                groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+                groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True,
+                                                  parser_class=Parser)
             where = groups[group]
         sub = where.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)
@@ -66,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except LmlabError as err:  # bad input: one clear line, no traceback
-        print(f"lmlab: error: {err}", file=sys.stderr)
+        name = " ".join(n for n in ("lmlab", args.command, getattr(args, "subcommand", None)) if n)
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -16,7 +16,7 @@ def curve_figure(metrics_path: Path):
     """Train and validation loss against tokens, from the run's metrics.jsonl."""
     from matplotlib.figure import Figure
 
-    from lmlab.runs.record import read_jsonl
+    from lmlab.io import read_jsonl
 
     rows = read_jsonl(metrics_path)
     fig = Figure(figsize=(6.4, 4.4))

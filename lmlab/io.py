@@ -112,7 +112,9 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     write_atomic(path, "".join(dumps(r) + "\n" for r in rows))
 
 
-def _table_suffix(path: Path, what: str) -> str:
+def check_table_path(path: str | os.PathLike, what: str = "output") -> str:
+    """The table's suffix; anything but .parquet or .csv is one DataError line (checked before work starts)."""
+    path = Path(path)
     if path.suffix not in TABLE_SUFFIXES:
         raise DataError(f"{what} {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
     return path.suffix
@@ -123,7 +125,7 @@ def read_table(path: str | os.PathLike):
     import pandas as pd
 
     path = Path(path)
-    suffix = _table_suffix(path, "table")
+    suffix = check_table_path(path, "table")
     if not path.is_file():
         raise DataError(f"table {str(path)!r} does not exist; expected a .parquet or .csv file")
     try:
@@ -140,7 +142,7 @@ def read_table(path: str | os.PathLike):
 def write_table(df, path: str | os.PathLike) -> None:
     """Write a DataFrame by suffix, atomically: a failed write leaves the old table intact."""
     path = Path(path)
-    suffix = _table_suffix(path, "output")
+    suffix = check_table_path(path)
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
             df.to_parquet(tmp, index=False)

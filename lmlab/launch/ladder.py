@@ -4,7 +4,7 @@ A ladder (conf/ladder/<name>.yaml) is either
   grid:    sizes x Chinchilla multiples x seeds (D = multiple * 20 * N, N = total parameters), or
   isoflop: for each FLOP budget C, `per_budget` registry sizes spanning the expected optimum
            N_opt = sqrt(C / 120) (Chinchilla: C = 6ND and D = 20N) by a factor `span` either way,
-           each trained on D = C / FLOPs-per-token (the exact count, as training's budget.flops).
+           each trained on D = C / FLOPs-per-token (lmlab's unit of compute, as training's budget.flops).
 Batch size and learning rate are power laws in N (total parameters), with defaults from the
 literature (Porian et al. 2024: B* = 160 sequences of 2048 tokens x (N/108M)^(2/3),
 lr* = 0.0047 x (N/108M)^(-1/3)) that a ladder may override under `rules:`.
@@ -16,7 +16,6 @@ sweep per size, since batch and learning rate follow the size.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from lmlab.errors import ConfigError
+from lmlab.runspec import COMPUTE
+from lmlab.train.budget import CHINCHILLA_TOKENS_PER_PARAM
 
 REPO_CONF = Path(__file__).resolve().parents[2] / "conf" / "ladder"
-CHINCHILLA_TOKENS_PER_PARAM = 20
 
 DEFAULT_RULES = {
     # Porian et al. 2024, fitted on tuned AdamW runs; batch in tokens = seqs * ref_seq_len.
@@ -43,12 +43,13 @@ REQUIRED = {"grid": ("kind", "group", "sizes", "seeds", "vocab_size", "seq_len",
 
 @dataclass(frozen=True)
 class PlannedRun:
-    name: str
+    name: str  # the run id training will give it (the run spec's), so plan and runs match exactly
     size: str
     seed: int
     n_params: int
     n_params_nonembedding: int
     tokens: int  # D actually trained: steps * batch * seq_len
+    compute: float  # C in lmlab's unit (lmlab.runspec.COMPUTE)
     flops_exact: float
     flops_6n: float
     steps: int
@@ -61,8 +62,9 @@ class PlannedRun:
 # ---------------------------------------------------------------- loading and checking
 
 
-def load_ladder(name_or_path: str) -> dict[str, Any]:
-    """A ladder by name (conf/ladder/<name>.yaml) or path, checked key by key."""
+def load_ladder(name_or_path: str, overrides: list[str] = ()) -> dict[str, Any]:
+    """A ladder by name (conf/ladder/<name>.yaml) or path, with `key=value` overrides (as on a Hydra
+    command line: sizes=[25k,55k] seeds=[0,1]), checked key by key."""
     from omegaconf import OmegaConf
 
     path = Path(name_or_path)
@@ -71,7 +73,11 @@ def load_ladder(name_or_path: str) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in REPO_CONF.glob("*.yaml")))
         raise ConfigError(f"ladder {name_or_path!r}: no such file {path} (ladders in conf/ladder: {known})")
-    ladder = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    try:
+        loaded = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        ladder = OmegaConf.to_container(loaded, resolve=True)
+    except Exception as err:  # OmegaConf's parse and merge errors
+        raise ConfigError(f"ladder {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(ladder, dict):
         raise ConfigError(f"ladder {path}: expected a mapping of keys, got {type(ladder).__name__}")
     return check_ladder(ladder, str(path))
@@ -127,36 +133,54 @@ def learning_rate(n_params: float, rule: dict) -> float:
 # ---------------------------------------------------------------- planning
 
 
-def _model(size: str, vocab_size: int, seq_len: int):
-    from lmlab.models.family import count_params, flops_per_token_6n, flops_per_token_exact, get_size
+def size_overrides(ladder: dict, size: str, batch: int | None = None, lr: float | None = None) -> list[str]:
+    """The training overrides that every run of one size shares (batch and lr once they are known)."""
+    out = [f"run.group={ladder['group']}", f"model.size={size}", f"model.seq_len={ladder['seq_len']}",
+           *ladder["overrides"]]
+    if batch is not None:
+        out += [f"trainer.global_batch_size={batch}", f"trainer.micro_batch_size={min(ladder['micro_batch_size'], batch)}",
+                f"optim.lr={lr:g}"]
+    return out
 
-    cfg = get_size(size).config(vocab_size, seq_len=seq_len)
-    return count_params(cfg), flops_per_token_6n(cfg), flops_per_token_exact(cfg)
+
+def size_config(ladder: dict, size: str, batch: int | None = None, lr: float | None = None) -> dict:
+    """The training config of one size composed as its launch command composes it (each run then sets
+    its own budget and seed)."""
+    from lmlab.runspec import plain
+    from lmlab.train.config import compose_train
+
+    return plain(compose_train(size_overrides(ladder, size, batch, lr)))
 
 
-def _planned(ladder: dict, size: str, seed: int, tokens_wanted: float, budget_override: str, tag: str,
-             flops_per_s: float | None) -> PlannedRun:
-    counts, fpt_6n, fpt_exact = _model(size, ladder["vocab_size"], ladder["seq_len"])
-    n = counts["n_params"]
-    batch = batch_sequences(n, ladder["seq_len"], ladder["rules"]["batch"])
-    steps = math.floor(tokens_wanted / (batch * ladder["seq_len"]))
-    if steps < 1:
-        raise ConfigError(f"ladder run {size} {budget_override}: {tokens_wanted:,.0f} tokens is less than one step "
-                          f"of {batch} x {ladder['seq_len']} tokens")
-    tokens = steps * batch * ladder["seq_len"]
-    flops = tokens * fpt_exact
+def size_n_params(ladder: dict, size: str) -> int:
+    """N (total) of a size at the ladder's vocabulary and context, from the run spec."""
+    from lmlab.runspec import resolve_run
+
+    cfg = size_config(ladder, size)
+    cfg["budget"] = {"tokens": None, "chinchilla_multiple": 1.0, "flops": None}  # any budget of whole steps
+    return resolve_run(cfg, ladder["vocab_size"]).n_params
+
+
+def _planned(ladder: dict, base: dict, seed: int, budget_key: str, value: float, flops_per_s: float | None) -> PlannedRun:
+    """One run: the size's composed config with its budget and seed, resolved by the run spec."""
+    from lmlab.runspec import resolve_run
+
+    # float(): the schema types every budget key as a float, and the run id hashes the typed value
+    cfg = {**base, "seed": seed, "budget": {"tokens": None, "chinchilla_multiple": None, "flops": None, budget_key: float(value)}}
+    spec = resolve_run(cfg, ladder["vocab_size"])
+    flops = spec.flops(spec.budget.tokens)
     return PlannedRun(
-        name=f"{size}-{tag}-s{seed}", size=size, seed=seed, n_params=n,
-        n_params_nonembedding=counts["n_params_nonembedding"], tokens=tokens, flops_exact=flops,
-        flops_6n=tokens * fpt_6n, steps=steps, batch=batch, lr=learning_rate(n, ladder["rules"]["lr"]),
-        budget_override=budget_override, est_seconds=flops / flops_per_s if flops_per_s else None)
+        name=spec.run_id, size=cfg["model"]["size"], seed=seed, n_params=spec.n_params,
+        n_params_nonembedding=spec.n_params_nonembedding, tokens=spec.budget.tokens, compute=spec.compute,
+        flops_exact=flops["flops_exact"], flops_6n=flops["flops_6n"], steps=spec.budget.steps,
+        batch=cfg["trainer"]["global_batch_size"], lr=cfg["optim"]["lr"], budget_override=f"budget.{budget_key}={value:g}",
+        est_seconds=spec.compute / flops_per_s if flops_per_s else None)
 
 
-def isoflop_sizes(ladder: dict, flops: float) -> list[str]:
+def isoflop_sizes(ladder: dict, flops: float, n_of: dict[str, int]) -> list[str]:
     """`per_budget` of the ladder's sizes spanning N_opt(C) by `span` either way, log-evenly."""
     n_opt = math.sqrt(flops / (6 * CHINCHILLA_TOKENS_PER_PARAM))
     lo, hi = n_opt / ladder["span"], n_opt * ladder["span"]
-    n_of = {s: _model(s, ladder["vocab_size"], ladder["seq_len"])[0]["n_params"] for s in ladder["sizes"]}
     inside = sorted((n, s) for s, n in n_of.items() if lo <= n <= hi)
     if len(inside) < 3:
         raise ConfigError(f"ladder isoflop budget C={flops:.3g}: {len(inside)} of the sizes lie within N_opt={n_opt:,.0f}"
@@ -174,21 +198,20 @@ def isoflop_sizes(ladder: dict, flops: float) -> list[str]:
 
 
 def plan(ladder: dict, flops_per_s: float | None = None) -> list[PlannedRun]:
+    """Every run of the ladder, each resolved by the run spec from the config its launch command composes."""
     flops_per_s = flops_per_s or ladder["throughput_flops_per_s"]
+    n_of = {size: size_n_params(ladder, size) for size in ladder["sizes"]}
+    bases = {size: size_config(ladder, size, batch_sequences(n, ladder["seq_len"], ladder["rules"]["batch"]),
+                               learning_rate(n, ladder["rules"]["lr"])) for size, n in n_of.items()}
     runs = []
     for seed in ladder["seeds"]:
         if ladder["kind"] == "grid":
             for size in ladder["sizes"]:
-                n = _model(size, ladder["vocab_size"], ladder["seq_len"])[0]["n_params"]
-                for m in ladder["chinchilla_multiples"]:
-                    runs.append(_planned(ladder, size, seed, m * CHINCHILLA_TOKENS_PER_PARAM * n,
-                                         f"budget.chinchilla_multiple={m:g}", f"cx{m:g}", flops_per_s))
+                runs += [_planned(ladder, bases[size], seed, "chinchilla_multiple", m, flops_per_s)
+                         for m in ladder["chinchilla_multiples"]]
         else:
             for c in ladder["flops"]:
-                for size in isoflop_sizes(ladder, c):
-                    fpt = _model(size, ladder["vocab_size"], ladder["seq_len"])[2]
-                    runs.append(_planned(ladder, size, seed, c / fpt, f"budget.flops={c:g}",
-                                         f"f{c:.0e}".replace("+", ""), flops_per_s))
+                runs += [_planned(ladder, bases[size], seed, "flops", c, flops_per_s) for size in isoflop_sizes(ladder, c, n_of)]
     return runs
 
 
@@ -201,26 +224,24 @@ def launch_commands(ladder: dict, runs: list[PlannedRun]) -> list[str]:
         budgets = ",".join(dict.fromkeys(r.budget_override.split("=")[1] for r in mine))
         seeds = ",".join(dict.fromkeys(str(r.seed) for r in mine))
         null_others = [f"budget.{k}=null" for k in ("tokens", "chinchilla_multiple", "flops") if f"budget.{k}" != key]
-        micro = min(ladder["micro_batch_size"], mine[0].batch)
-        parts = ["lmlab-train", "-m", f"run.group={ladder['group']}", f"model.size={size}",
-                 f"model.seq_len={ladder['seq_len']}", f"trainer.global_batch_size={mine[0].batch}",
-                 f"trainer.micro_batch_size={micro}", f"optim.lr={mine[0].lr:g}", *null_others,
-                 f"{key}={budgets}", f"seed={seeds}", *ladder["overrides"]]
+        parts = ["lmlab-train", "-m", *size_overrides(ladder, size, mine[0].batch, mine[0].lr), *null_others,
+                 f"{key}={budgets}", f"seed={seeds}"]
         commands.append(" ".join(parts))
     return commands
 
 
 def measured_flops_per_s(run_dirs: Path) -> float:
-    """Median steady training speed (exact FLOPs per second between the first and last train rows of
+    """Median steady training speed (FLOPs per second in lmlab's unit, between the first and last train rows of
     metrics.jsonl) of the runs under a directory: start-up and validation are left out, since they
     weigh on tiny runs far more than on the ladder's."""
-    from lmlab.runs.record import find_runs, read_jsonl
+    from lmlab.io import read_jsonl
+    from lmlab.runs.record import find_runs
 
     rates = []
     for d in find_runs(run_dirs):
         rows = [r for r in read_jsonl(d / "metrics.jsonl") if "train_loss" in r]
         if len(rows) >= 2 and rows[-1]["elapsed_s"] > rows[0]["elapsed_s"]:
-            rates.append((rows[-1]["flops_exact"] - rows[0]["flops_exact"]) / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]))
+            rates.append((rows[-1][COMPUTE] - rows[0][COMPUTE]) / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]))
     if not rates:
         raise ConfigError(f"--throughput-from {run_dirs}: no run with two or more train rows in metrics.jsonl found")
     return statistics.median(rates)
@@ -244,31 +265,17 @@ def _duration(s: float | None) -> str:
 
 def render(ladder: dict, runs: list[PlannedRun], flops_per_s: float | None) -> str:
     header = ("run", "N", "N non-emb", "D tokens", "C FLOPs", "steps", "batch", "lr", "est. time")
-    rows = [(r.name, _si(r.n_params), _si(r.n_params_nonembedding), _si(r.tokens), f"{r.flops_exact:.3g}",
+    rows = [(r.name, _si(r.n_params), _si(r.n_params_nonembedding), _si(r.tokens), f"{r.compute:.3g}",
              str(r.steps), str(r.batch), f"{r.lr:.3g}", _duration(r.est_seconds)) for r in runs]
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines = [fmt.format(*header), *(fmt.format(*row) for row in rows)]
-    total_c = sum(r.flops_exact for r in runs)
+    total_c = sum(r.compute for r in runs)
     total_t = sum(r.est_seconds for r in runs) if flops_per_s else None
     speed = f"at {flops_per_s:.3g} FLOP/s measured" if flops_per_s else "(no measured throughput: --throughput-from)"
-    lines += ["", f"{len(runs)} runs, total compute {total_c:.3g} FLOPs (6ND: {sum(r.flops_6n for r in runs):.3g}), "
+    lines += ["", f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({COMPUTE}: 6N + attention per token; "
+                  f"Chinchilla's exact count {sum(r.flops_exact for r in runs):.3g}), "
                   f"estimated {_duration(total_t)} of one device {speed}",
               "launch (one sweep per size; relaunching skips completed runs):",
               *(f"  {c}" for c in launch_commands(ladder, runs))]
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ladder", help="a ladder name in conf/ladder/ or a path to a ladder YAML")
-    parser.add_argument("--throughput-from", type=Path, metavar="DIR",
-                        help="completed runs whose median FLOP/s estimates each run's time")
-    parser.add_argument("--flops-per-s", type=float, help="measured training FLOP/s of one device")
-
-
-def run(args: argparse.Namespace) -> int:
-    ladder = load_ladder(args.ladder)
-    speed = args.flops_per_s or (measured_flops_per_s(args.throughput_from) if args.throughput_from else None)
-    speed = speed or ladder["throughput_flops_per_s"]
-    print(render(ladder, plan(ladder, speed), speed))
-    return 0

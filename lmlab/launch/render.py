@@ -10,7 +10,6 @@ whether the job could run.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shlex
 import subprocess
@@ -102,8 +101,9 @@ def render_script(opts: dict) -> str:
     return text
 
 
-def sbatch_test_only(script: Path) -> str:
-    """SLURM's verdict on the script; a refusal is a ConfigError carrying SLURM's message."""
+def sbatch_test_only(script: Path, opts: dict) -> str:
+    """SLURM's verdict on the script; a refusal is a ConfigError carrying SLURM's message (and, for
+    GPUs asked of a cluster that has none, what that means)."""
     try:
         proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
@@ -111,35 +111,9 @@ def sbatch_test_only(script: Path) -> str:
     message = "; ".join(line.strip().removeprefix("sbatch: error: ") for line in proc.stderr.splitlines()
                         if line.strip())
     if proc.returncode != 0:
-        raise ConfigError(f"SLURM refuses {script}: {message}")
+        hint = ""
+        if opts["gpus_per_node"] and "gres" in message.lower():
+            hint = (" (this cluster offers no GPUs of the kind asked for: check the script on the GPU cluster, "
+                    "or render --gpus-per-node 0 to test it here)")
+        raise ConfigError(f"SLURM refuses {script}: {message}{hint}")
     return message
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", help="training overrides (key=value), as for lmlab-train")
-    parser.add_argument("--config", type=Path, help="a YAML file with any of the options below, plus "
-                                                    "`setup` (list of shell lines) and `overrides` (list)")
-    for key, (kind, _, help_text) in OPTIONS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, default=None, help=help_text)
-    parser.add_argument("--setup", action="append", default=[], help="a shell line run before srun (repeatable)")
-    parser.add_argument("--out", type=Path, help="write the script here (default: standard output)")
-    parser.add_argument("--check", action="store_true", help="ask SLURM: sbatch --test-only on the written script")
-
-
-def run(args: argparse.Namespace) -> int:
-    cli = {k: getattr(args, k) for k in OPTIONS} | {"setup": args.setup, "overrides": args.overrides}
-    opts = load_options(args.config, cli)
-    script = render_script(opts)
-    if args.check and args.out is None:
-        raise ConfigError("--check needs --out FILE (sbatch tests a file)")
-    if args.out is None:
-        print(script, end="")
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Path(opts["log_dir"]).mkdir(parents=True, exist_ok=True)  # SLURM does not create it
-    args.out.write_text(script)
-    args.out.chmod(0o755)
-    print(f"wrote {args.out}")
-    if args.check:
-        print(f"sbatch --test-only: {sbatch_test_only(args.out)}")
-    return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from lmlab.cli import count
 
 TABLE_COLUMNS = (  # (JSON key, table header)
     ("name", "name"),
@@ -18,21 +21,13 @@ TABLE_COLUMNS = (  # (JSON key, table header)
 )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    parser.add_argument("--vocab-size", type=_positive_int, default=50257,
-                        help="vocabulary size for the counts (default: 50257, GPT-2's)")
-    parser.add_argument("--seq-len", type=_positive_int, default=None,
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument("--vocab-size", type=count, default=None,
+                       help="vocabulary size for the counts (default: 50257, GPT-2's, as in the papers)")
+    vocab.add_argument("--data", type=Path, metavar="DIR", help="count at the vocabulary of a prepared data directory")
+    parser.add_argument("--seq-len", type=count, default=None,
                         help="context length for the counts (default: each size's own, 1024 for all today)")
     parser.add_argument("--norm", choices=("layernorm", "rmsnorm"), default="layernorm")
     parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu")
@@ -53,7 +48,7 @@ def size_rows(args: argparse.Namespace) -> list[dict]:
     rows = []
     for size in SIZES:
         cfg = size.config(args.vocab_size, args.seq_len, **arch)
-        rows.append({"name": size.name, "n_layer": cfg.n_layer, "d_model": cfg.d_model, "n_head": cfg.n_head,
+        rows.append({"name": size.name, "vocab_size": args.vocab_size, "n_layer": cfg.n_layer, "d_model": cfg.d_model, "n_head": cfg.n_head,
                      "seq_len": cfg.seq_len, **count_params(cfg),
                      "flops_per_token_6n": flops_per_token_6n(cfg), "flops_per_token_exact": flops_per_token_exact(cfg)})
     return rows
@@ -72,7 +67,25 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def vocab_size(args: argparse.Namespace) -> tuple[int, str]:
+    """The vocabulary to count at, and where it came from (said above the table)."""
+    from lmlab.models.family import DEFAULT_VOCAB_SIZE
+
+    if args.data is not None:
+        from lmlab.data.shards import read_manifest
+
+        return int(read_manifest(args.data)["vocab_size"]), f"the data in {args.data}"
+    if args.vocab_size is not None:
+        return args.vocab_size, "--vocab-size"
+    return DEFAULT_VOCAB_SIZE, "GPT-2's, no shipped data set has it: --data DIR or --vocab-size V for yours"
+
+
 def run(args: argparse.Namespace) -> int:
+    args.vocab_size, source = vocab_size(args)
     rows = size_rows(args)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"counts at vocab_size={args.vocab_size:,} ({source})")
+        print(format_table(rows))
     return 0

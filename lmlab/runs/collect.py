@@ -11,31 +11,12 @@ and each run's n_params and n_params_nonembedding. It is written beside the runs
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 STATUS_UNKNOWN = "unknown"
 ENV_KEYS = ("git_commit", "git_dirty", "host")
 CURVE_KEYS = ("step", "tokens", "flops_6n", "flops_exact", "elapsed_s")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dirs", nargs="+", help="run directories, or directories holding them (searched recursively)")
-    parser.add_argument("-o", "--output", required=True,
-                        help="the runs table (.parquet or .csv); the curves go to <stem>.curves.<suffix>")
-
-
-def run(args) -> int:
-    from lmlab.analysis.study import curves_path, write_table
-
-    runs, curves = collect(args.dirs)
-    write_table(runs, args.output)
-    write_table(curves, curves_path(args.output))
-    counts = runs["status"].value_counts().to_dict()
-    print(f"collected {len(runs)} run(s) ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) into "
-          f"{args.output} and {len(curves)} curve points into {curves_path(args.output)}")
-    return 0
 
 
 def find_run_dirs(paths) -> list[Path]:
@@ -70,7 +51,8 @@ def collect(paths):
 
 def _collect_one(run_dir: Path):
     from lmlab.errors import DataError
-    from lmlab.runs.record import load_run, read_jsonl
+    from lmlab.io import read_jsonl
+    from lmlab.runs.record import load_run
 
     try:
         record = load_run(run_dir)

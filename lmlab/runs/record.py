@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import fcntl
 import json
 import os
 import platform
 import socket
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lmlab.errors import LmlabError
+from lmlab.io import append_jsonl, read_json, read_jsonl, write_atomic, write_json, write_jsonl
 
 CONFIG = "config.yaml"
 ENV = "env.json"
@@ -33,12 +36,15 @@ METRICS = "metrics.jsonl"
 RESULT = "result.json"
 PLAN = "plan.json"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
+PREVIOUS_CHECKPOINT = Path("checkpoints") / "previous.ckpt"  # the one before last, kept in case last is damaged
+LOCK = ".lock"
 
 # Keys that change where output goes or how it is shown, not what is trained.
 NON_IDENTITY_KEYS = (
     "paths",
     "logger",
     "run.name",
+    "run.resume",
     "data.dir",
     "data.prepare",
     "data.verify_checksums",
@@ -46,6 +52,7 @@ NON_IDENTITY_KEYS = (
     "trainer.ckpt_every_steps",
     "trainer.peak_flops",
     "trainer.progress_bar",
+    "tune",  # a search trial's bookkeeping: the same hyper-parameters are the same run
 )
 
 SLURM_VARS = {
@@ -59,58 +66,8 @@ SLURM_VARS = {
 }
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records are meant to be shared
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    """Append one line; a single write() of a whole line keeps a crash from leaving half a row."""
-    with open(path, "a") as f:
-        f.write(json.dumps(row, default=float) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Read rows, dropping a last line cut short by a crash."""
-    rows = []
-    if not Path(path).exists():
-        return rows
-    with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
 
 
 def _drop_key(cfg: dict, dotted: str) -> None:
@@ -134,11 +91,6 @@ def identity(cfg: dict) -> dict:
 def config_hash(cfg: dict) -> str:
     blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def run_id(cfg: dict, budget_tag: str) -> str:
-    name = cfg.get("run", {}).get("name") or cfg["model"]["size"]
-    return f"{name}-{budget_tag}-s{cfg['seed']}-{config_hash(cfg)[:8]}"
 
 
 def environment() -> dict:
@@ -192,11 +144,11 @@ class RunRecord:
         write_atomic(self.dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
 
     def write_env(self) -> None:
-        write_json_atomic(self.dir / ENV, environment())
+        write_json(self.dir / ENV, environment())
 
     def set_status(self, status: str, reason: str | None = None, **progress: Any) -> None:
         slurm_job = os.environ.get("SLURM_JOB_ID")
-        write_json_atomic(self.dir / STATUS, {
+        write_json(self.dir / STATUS, {
             "status": status, "reason": reason, "updated_at": now_iso(),
             "host": socket.gethostname(), "slurm_job_id": slurm_job, **progress,
         })
@@ -206,7 +158,7 @@ class RunRecord:
         return read_json(path) if path.exists() else None
 
     def write_plan(self, plan: dict) -> None:
-        write_json_atomic(self.dir / PLAN, plan)
+        write_json(self.dir / PLAN, plan)
 
     def plan(self) -> dict | None:
         path = self.dir / PLAN
@@ -217,22 +169,69 @@ class RunRecord:
         return read_json(path) if path.exists() else None
 
     def write_result(self, result: dict) -> None:
-        write_json_atomic(self.dir / RESULT, result)
+        write_json(self.dir / RESULT, result)
 
     def append_metrics(self, row: dict) -> None:
         append_jsonl(self.metrics_path, row)
 
     def truncate_metrics(self, after_step: int) -> None:
         """On resume, drop rows logged after the checkpoint so the curve has no duplicated steps."""
-        rows = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= after_step]
-        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(self.metrics_path, [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= after_step])
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        return self.dir / PREVIOUS_CHECKPOINT
+
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged file out of the way (kept for inspection, never loaded again)."""
+        aside = path.with_name(f"{path.name}.corrupt-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}")
+        os.replace(path, aside)
+        return aside
+
+    def lock(self) -> "RunLock":
+        return RunLock(self.dir / LOCK)
+
+
+class RunInUse(LmlabError):
+    """Another process holds the run directory's lock."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process trains in it (flock: released by the
+    kernel when the process dies, so a killed run never leaves a stale lock; local file systems only,
+    flock is unreliable on some NFS setups). The lock file names its holder."""
+
+    def __init__(self, path: Path):
+        self.path, self._fd = Path(path), None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunInUse(f"run dir {self.path.parent} is in use by {holder}: wait for it to finish, "
+                           f"or stop it and relaunch to resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
 
 
 def load_run(run_dir: Path) -> dict:
     """Everything a collector needs from one run directory."""
+    from lmlab.runs.load import load_config
+
     rec = RunRecord(run_dir)
-    with open(rec.dir / CONFIG) as f:
-        config = yaml.safe_load(f)
+    config = load_config(rec.dir)
     env_path = rec.dir / ENV
     return {
         "dir": str(rec.dir),

@@ -11,7 +11,6 @@ never shows as running forever.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import shlex
@@ -48,8 +47,8 @@ class SweepStatus:
         todo = [r for r in self.runs if r.state in ("failed", "missing")]
         if not todo:
             return []
-        if not todo[0].overrides:  # found runs without a sweep: rerun from their own directory
-            return [f"lmlab-train --config-dir {shlex.quote(str(self.directory / r.run_id))} --config-name config"
+        if not todo[0].overrides:  # found runs without a sweep: rerun from the overrides their config implies
+            return ["lmlab-train " + " ".join(map(shlex.quote, rerun_overrides(self.directory / r.run_id)))
                     for r in todo]
         merged = _merge_single_varying_key([r.overrides for r in todo])
         return [" ".join(["lmlab-train", "-m", *map(shlex.quote, o + self.launcher)]) for o in merged]
@@ -93,19 +92,73 @@ def _runs_dir_of(sweep_dir: Path, sweep_pattern: str) -> Path | None:
 
 
 def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) -> Path:
-    """Compose one job's config as training would, and name its run directory as training does."""
+    """Compose one job's config as training would; its directory comes from the run spec."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
-    import lmlab.train.config  # noqa: F401  (the schema the train config composes onto)
-    from lmlab.runs.record import run_id
-    from lmlab.train.budget import budget_tag
+    from lmlab.runspec import plain, run_location
+    from lmlab.train.config import register
 
+    register()  # the schema the train config composes onto
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides)
-    c = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    tag = budget_tag(c["budget"])
-    return Path(c["paths"]["runs_dir"]) / c["run"]["group"] / run_id(c, tag)
+    return run_location(plain(cfg))[1]
+
+
+def rerun_overrides(run_dir: Path) -> list[str]:
+    """The overrides that compose lmlab's own config into this run's config: its config.yaml's values
+    that differ from the defaults, each one a value of the typed schema (never a file of the run's
+    that could name callables). Checked: composing them lands in the same run directory."""
+    from lmlab.runs.load import load_config
+    from lmlab.runspec import plain, run_location
+    from lmlab.train.config import compose_train
+
+    config = load_config(run_dir)
+    defaults = plain(compose_train([]))
+    overrides = [f"{key}={_override_value(key, value)}" for key, value in _leaves(config)
+                 if key != "paths.data_dir" and _lookup(defaults, key) != value]
+    if "paths.runs_dir" not in (o.split("=", 1)[0] for o in overrides):
+        overrides.append(f"paths.runs_dir={_override_value('paths.runs_dir', config['paths']['runs_dir'])}")
+    try:
+        composed = plain(compose_train(overrides))
+    except Exception as err:
+        raise ConfigError(f"{run_dir}/config.yaml does not compose into a training config: "
+                          f"{str(err).splitlines()[0]}") from None
+    if run_location(composed)[0] != run_dir.name:
+        raise ConfigError(f"{run_dir}/config.yaml was changed after the run began (its config no longer "
+                          f"names this directory)")
+    return overrides
+
+
+def _leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _lookup(node: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return object()  # differs from every value
+        node = node[part]
+    return node
+
+
+def _override_value(key: str, value) -> str:
+    """A Hydra override value for a plain config value; interpolations are refused (they could read
+    the environment)."""
+    import json
+
+    if isinstance(value, str):
+        if "${" in value or "'" in value or "\\" in value:
+            raise ConfigError(f"config value {key}={value!r}: holds characters a rerun command cannot carry")
+        return f"'{value}'"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
 
 
 def load_sweep(sweep_dir: Path) -> tuple[list[list[str]], list[Path], list[str]]:
@@ -155,7 +208,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def run_state(run_dir: Path, overrides: list[str]) -> RunState:
-    from lmlab.runs.record import RunRecord, read_json
+    from lmlab.io import read_json
+    from lmlab.runs.record import RunRecord
 
     rec = RunRecord(run_dir)
     name = run_dir.name
@@ -207,13 +261,3 @@ def render(status: SweepStatus) -> str:
     if commands:
         lines += ["rerun what failed or is missing (completed runs are skipped):", *(f"  {c}" for c in commands)]
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="a Hydra sweep directory (multirun.yaml) or a run group")
-
-
-def run(args: argparse.Namespace) -> int:
-    status = sweep_status(args.directory)
-    print(render(status))
-    return 0 if status.count("completed") == len(status.runs) else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 
 import hydra
@@ -21,24 +22,61 @@ log = logging.getLogger("lmlab.train")
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def app(cfg: DictConfig) -> float:
     """Returns the final validation loss, so hyper-parameter sweepers can minimise it."""
-    from lmlab.train.run import train
+    from lmlab.train.run import Run
 
+    single = HydraConfig.get().mode == RunMode.RUN
     try:
-        result = train(cfg)
-    except LmlabError as err:
-        result = {"status": "failed", "reason": str(err)}
+        run = Run(cfg)
+        result = run.execute()
+    except LmlabError as err:  # bad input, or the run directory in use: nothing was trained
+        print(f"lmlab-train: error: {err}", file=sys.stderr)
+        if single:
+            sys.exit(2)
+        return math.nan
     if result["status"] == "completed":
+        print(f"lmlab-train: {run.record.dir}: completed, validation loss {result['final_val_loss']:.4f}, "
+              f"train loss {result['final_train_loss'] or math.nan:.4f}, {result['tokens']:,} tokens, "
+              f"{result['wall_s']:.0f} s", file=sys.stderr)
         return result["final_val_loss"]
     if result["status"] == "preempted":
         log.warning("stopped by %s after step %d; relaunch to resume", result["reason"], result["steps"])
         return math.nan
-    print(f"lmlab-train: error: {result['reason']}", file=sys.stderr)
-    if HydraConfig.get().mode == RunMode.RUN:
+    print(f"lmlab-train: error: {run.record.dir}: {result['reason']}", file=sys.stderr)
+    if single:
         sys.exit(1)
     return math.nan  # in a sweep, one failed run does not stop the others; `lmlab runs status` shows it
 
 
+def check_composes(argv: list[str]) -> None:
+    """Compose every job of the command line before Hydra does, so that a misspelt key or a wrong type
+    is one line naming it (HYDRA_FULL_ERROR=1 shows Hydra's own message instead). Sweeps that only a
+    sweeper can expand (search spaces) are left to it."""
+    from hydra._internal.utils import get_args_parser
+
+    from lmlab.runs.status import expand_sweep
+    from lmlab.train.config import compose_train
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_name or args.config_path:
+        return
+    try:
+        jobs = expand_sweep(args.overrides) if args.multirun else [args.overrides]
+    except Exception:
+        return
+    for job in jobs[:MAX_CHECKED_JOBS]:
+        try:
+            compose_train(job, [args.config_dir] if args.config_dir else [])
+        except LmlabError as err:
+            print(f"lmlab-train: error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+
+MAX_CHECKED_JOBS = 64
+
+
 def main() -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
+        check_composes(sys.argv[1:])
     app()
 
 

@@ -52,11 +52,13 @@ def plan_budget(budget: dict, n_params: int, flops_per_token: float, tokens_per_
     key, value = the_budget(budget)
     tag = budget_tag(budget)
     if key == "tokens":
+        if value != int(value):
+            raise ConfigError(f"budget.tokens={value!r}: expected a whole number of tokens")
         tokens = float(value)
     elif key == "chinchilla_multiple":
         tokens = value * CHINCHILLA_TOKENS_PER_PARAM * n_params
     else:
-        tokens = value / flops_per_token
+        tokens = value / flops_per_token  # flops_per_token in the unit of compute (lmlab.runspec.COMPUTE)
     steps = math.floor(tokens / tokens_per_step)
     if steps < 1:
         raise ConfigError(

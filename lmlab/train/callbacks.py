@@ -5,24 +5,29 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
 
+from lmlab.io import atomic_path
 from lmlab.runs.record import RunRecord
+from lmlab.runspec import RunSpec
 from lmlab.train.module import NonFiniteLoss
 
 log = logging.getLogger("lmlab.train")
 
 
-def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """Write to a temporary name and rename, so a kill mid-write never leaves a bad last.ckpt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(tmp, weights_only=False)
+def save_checkpoint(trainer: L.Trainer, record: RunRecord) -> None:
+    """Write last.ckpt atomically (a kill or a full disk mid-write never leaves a bad one, nor a
+    temporary file), keeping the checkpoint before it as previous.ckpt in case last is damaged later."""
+    path = record.checkpoint
     if trainer.is_global_zero:
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if path.exists():
+                os.replace(path, record.previous_checkpoint)
+    else:  # collective: the other ranks take part, rank zero alone writes
+        trainer.save_checkpoint(path, weights_only=False)
     trainer.strategy.barrier("lmlab_checkpoint")
 
 
@@ -44,11 +49,10 @@ class OnStep(L.Callback):
 class StepMetrics(OnStep):
     """Appends a train row every `every` steps: loss, lr, grad norm, tokens/s, FLOP/s, MFU, data wait."""
 
-    def __init__(self, record: RunRecord, every: int, tokens_per_step: int, flops_per_token_6n: float,
-                 flops_per_token_exact: float, peak_flops: float | None, log_lines: bool):
+    def __init__(self, record: RunRecord, every: int, spec: RunSpec, peak_flops: float | None, log_lines: bool):
         super().__init__()
-        self.record, self.every, self.tokens_per_step = record, every, tokens_per_step
-        self.fpt_6n, self.fpt_exact = flops_per_token_6n, flops_per_token_exact
+        self.record, self.every, self.spec = record, every, spec
+        self.tokens_per_step = spec.budget.tokens_per_step
         self.peak_flops, self.log_lines = peak_flops, log_lines
         self.window_start = self.window_step = None
         self.window_fetch = 0.0
@@ -67,12 +71,11 @@ class StepMetrics(OnStep):
         world = trainer.world_size
         tokens_per_s = (step - self.window_step) * self.tokens_per_step / dt
         fetch = trainer.datamodule.fetch_seconds()
-        flops_per_s = tokens_per_s * self.fpt_6n
+        flops_per_s = tokens_per_s * self.spec.flops_per_token_6n
         row = {
             "step": step,
             "tokens": step * self.tokens_per_step,
-            "flops_6n": step * self.tokens_per_step * self.fpt_6n,
-            "flops_exact": step * self.tokens_per_step * self.fpt_exact,
+            **self.spec.flops(step * self.tokens_per_step),
             "train_loss": module.take_step_loss(),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "grad_norm": module.grad_norm,
@@ -98,12 +101,11 @@ class StepMetrics(OnStep):
 class ValidationMilestones(OnStep):
     """Evaluates the held-out set at log-spaced steps (for curve fits) and at the last step."""
 
-    def __init__(self, record: RunRecord, milestones: list[int], batches_for_rank, tokens_per_step: int,
-                 flops_per_token_6n: float, flops_per_token_exact: float):
+    def __init__(self, record: RunRecord, milestones: list[int], batches_for_rank, spec: RunSpec):
         super().__init__()
         self.record, self.milestones = record, set(milestones)
         self.batches_for_rank = batches_for_rank
-        self.tokens_per_step, self.fpt_6n, self.fpt_exact = tokens_per_step, flops_per_token_6n, flops_per_token_exact
+        self.tokens_per_step, self.spec = spec.budget.tokens_per_step, spec
         self.last: tuple[int, float] | None = None
 
     def on_step(self, trainer, module) -> None:
@@ -118,8 +120,8 @@ class ValidationMilestones(OnStep):
         if trainer.is_global_zero:
             tokens = step * self.tokens_per_step
             self.record.append_metrics({
-                "step": step, "tokens": tokens, "flops_6n": tokens * self.fpt_6n,
-                "flops_exact": tokens * self.fpt_exact, "val_loss": loss, "elapsed_s": module.elapsed(),
+                "step": step, "tokens": tokens, **self.spec.flops(tokens), "val_loss": loss,
+                "elapsed_s": module.elapsed(),
             })
             if trainer.logger:
                 trainer.logger.log_metrics({"val_loss": loss}, step)
@@ -141,6 +143,6 @@ class PeriodicCheckpoint(OnStep):
             if not all(torch.isfinite(p).all() for p in module.parameters()):
                 raise NonFiniteLoss(f"parameters became NaN or infinite by step {step}: the run stops, "
                                     f"the last good checkpoint is kept (try a lower optim.lr)")
-            save_checkpoint(trainer, self.record.checkpoint)
+            save_checkpoint(trainer, self.record)
             if trainer.is_global_zero:
                 self.record.set_status("running", step=step, tokens=step * self.tokens_per_step)

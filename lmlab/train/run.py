@@ -11,15 +11,17 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lmlab.data.datamodule import TokenDataModule
 from lmlab.errors import ConfigError, DataError, LmlabError
+from lmlab.io import read_jsonl
 from lmlab.launch.preemption import RequeueOnSignal
-from lmlab.models.family import count_params, resolve_config, flops_per_token_6n, flops_per_token_exact
-from lmlab.runs.record import RunRecord, read_jsonl, run_id
-from lmlab.train.budget import BudgetPlan, plan_budget
+from lmlab.runs.load import load_state
+from lmlab.runs.record import RunRecord
+from lmlab.runspec import RunSpec, accumulation_steps, check_values, plain, resolve_run
 from lmlab.train.callbacks import PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
+from lmlab.tune.pruning import trial_pruning
 from lmlab.train.module import LanguageModel
 from lmlab.train.throughput import peak_flops
 
@@ -31,32 +33,22 @@ warnings.filterwarnings("ignore", message=r".*The `srun` command is available on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
+# Lightning's banners (hardware found, tips, "max_steps reached"): lmlab says what matters itself.
+_BANNERS = ("Tip:", "GPU available", "TPU available", "HPU available", "IPU available", "`Trainer.fit` stopped",
+            "💡", "You are using a CUDA device")
+
+
 def quiet_lightning() -> None:
-    """One copy of each Lightning message, in Hydra's format, without the advertisement."""
+    """One copy of each Lightning message, in Hydra's format, without the banners."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: not any(b in record.getMessage() for b in _BANNERS))
 
 
 quiet_lightning()
-
-
-def plain(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-
-PRECISIONS = ("32", "bf16-mixed")
-
-
-def accumulation_steps(trainer_cfg: dict) -> int:
-    per_pass = trainer_cfg["micro_batch_size"] * trainer_cfg["devices"] * trainer_cfg["num_nodes"]
-    if per_pass <= 0 or trainer_cfg["global_batch_size"] % per_pass:
-        raise ConfigError(
-            f"trainer.global_batch_size={trainer_cfg['global_batch_size']} must be a positive multiple of "
-            f"micro_batch_size x devices x num_nodes = {per_pass}")
-    return trainer_cfg["global_batch_size"] // per_pass
 
 
 def data_dir(cfg: dict) -> Path:
@@ -89,14 +81,16 @@ def make_logger(cfg: dict, run_dir: Path):
     if name == "none":
         return False
     save_dir.mkdir(parents=True, exist_ok=True)
+    # Each segment of a resumed run logs into its own folder: Lightning would delete the earlier one's file.
+    segment = f"segment-{len(list(save_dir.glob('segment-*')))}"
     if name == "csv":
-        return L.pytorch.loggers.CSVLogger(save_dir, name="", version="")
+        return L.pytorch.loggers.CSVLogger(save_dir, name="", version=segment)
     try:
         if name == "tensorboard":
-            return L.pytorch.loggers.TensorBoardLogger(save_dir, name="", version="")
+            return L.pytorch.loggers.TensorBoardLogger(save_dir, name="", version=segment)
         return L.pytorch.loggers.WandbLogger(project=cfg["logger"]["project"], save_dir=str(save_dir),
                                              name=run_dir.name, id=run_dir.name, resume="allow")
-    except ModuleNotFoundError as err:
+    except ModuleNotFoundError:
         raise ConfigError(f"logger.name={name} needs the {name} package: pip install -e '.[{name}]'") from None
 
 
@@ -105,40 +99,43 @@ def show_progress_bar(cfg: dict) -> bool:
     return sys.stderr.isatty() if setting is None else bool(setting)
 
 
-class Run:
-    """Everything fixed before training starts: the plan, the model's size, where it all goes."""
+def check_accelerator(trainer_cfg: dict) -> None:
+    """A GPU config on a machine without one fails here, in one line, not deep inside Lightning."""
+    wanted = trainer_cfg["accelerator"]
+    if wanted in ("gpu", "cuda") and torch.cuda.device_count() < trainer_cfg["devices"]:
+        raise ConfigError(f"trainer.accelerator={wanted} with trainer.devices={trainer_cfg['devices']}, but this machine "
+                          f"has {torch.cuda.device_count()} CUDA device(s); use trainer=cpu or run it on a GPU node")
 
-    def __init__(self, cfg: DictConfig):
-        self.cfg = plain(cfg)
-        c = self.cfg
-        if c["trainer"]["precision"] not in PRECISIONS:
-            raise ConfigError(f"trainer.precision={c['trainer']['precision']!r}: expected one of {', '.join(PRECISIONS)}")
+
+class Run:
+    """Everything fixed before training starts: the run spec (plan, size, directory) and the data."""
+
+    def __init__(self, cfg: DictConfig | dict):
+        c = plain(cfg)
+        check_values(c)  # every value checked before the data is touched
+        check_accelerator(c["trainer"])
         if c["trainer"]["threads"]:
             torch.set_num_threads(c["trainer"]["threads"])
-        self.accumulation = accumulation_steps(c["trainer"])
         self.data_dir = data_dir(c)
         self.data = TokenDataModule(self.data_dir, c["model"]["seq_len"], c["trainer"]["micro_batch_size"],
-                                    c["seed"], c["trainer"]["val_tokens"], self.accumulation,
+                                    c["seed"], c["trainer"]["val_tokens"], accumulation_steps(c["trainer"]),
                                     c["data"]["verify_checksums"])
         self.data.setup()  # a missing or corrupt shard fails here, before anything is written
-        self.gpt = resolve_config(c["model"], vocab_size=self.data.vocab_size)
-        self.counts = count_params(self.gpt)
-        self.fpt_6n, self.fpt_exact = flops_per_token_6n(self.gpt), flops_per_token_exact(self.gpt)
-        tokens_per_step = c["trainer"]["global_batch_size"] * c["model"]["seq_len"]
-        self.plan: BudgetPlan = plan_budget(c["budget"], self.counts["n_params"], self.fpt_exact, tokens_per_step)
-        self.id = run_id(c, self.plan.tag)
-        self.record = RunRecord(Path(c["paths"]["runs_dir"]) / c["run"]["group"] / self.id)
+        self.spec: RunSpec = resolve_run(c, vocab_size=self.data.vocab_size)
+        self.cfg, self.plan, self.id = c, self.spec.budget, self.spec.run_id
+        self.record = RunRecord(self.spec.run_dir)
+        self.damaged: list[str] = []  # notes on checkpoints set aside, for the status
 
     def result(self, status: str, reason: str | None, final_val_loss: float | None,
                final_train_loss: float | None, steps: int, wall_s: float) -> dict:
-        c, g = self.cfg, self.gpt
+        c, spec, g = self.cfg, self.spec, self.spec.gpt
         tokens = steps * self.plan.tokens_per_step
         return {
             "status": status, "reason": reason, "run_id": self.id,
             "final_val_loss": final_val_loss, "final_train_loss": final_train_loss,
-            **self.counts, "tokens": tokens, "steps": steps, "planned_steps": self.plan.steps,
-            "flops_6n": tokens * self.fpt_6n, "flops_exact": tokens * self.fpt_exact,
-            "flops_per_token_6n": self.fpt_6n, "flops_per_token_exact": self.fpt_exact,
+            "n_params": spec.n_params, "n_params_nonembedding": spec.n_params_nonembedding,
+            "tokens": tokens, "steps": steps, "planned_steps": self.plan.steps, **spec.flops(tokens),
+            "flops_per_token_6n": spec.flops_per_token_6n, "flops_per_token_exact": spec.flops_per_token_exact,
             "wall_s": wall_s, "model": c["model"]["size"], "n_layer": g.n_layer, "d_model": g.d_model,
             "n_head": g.n_head, "seq_len": g.seq_len, "vocab_size": g.vocab_size,
             "global_batch_size": c["trainer"]["global_batch_size"], "lr": c["optim"]["lr"],
@@ -156,7 +153,7 @@ class Run:
         return L.Trainer(
             accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"],
             strategy="ddp" if distributed else "auto", precision=t["precision"],
-            max_steps=self.plan.steps, max_epochs=-1, accumulate_grad_batches=self.accumulation,
+            max_steps=self.plan.steps, max_epochs=-1, accumulate_grad_batches=self.spec.accumulation,
             limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False,
             use_distributed_sampler=False, logger=make_logger(self.cfg, self.record.dir),
             callbacks=callbacks, enable_progress_bar=show_progress_bar(self.cfg), enable_model_summary=False,
@@ -165,28 +162,41 @@ class Run:
 
     def execute(self) -> dict:
         """Skip if completed, resume if interrupted, else train from scratch. Returns result.json's
-        content, or for a run stopped by a preemption signal {"status": "preempted", ...}."""
+        content, or for a run stopped by a preemption signal {"status": "preempted", ...}.
+        Rank zero holds the run directory's lock throughout, so a second launch refuses at once."""
         rec, c = self.record, self.cfg
         done = rec.result()
         if c["run"]["resume"] and done and done["status"] == "completed":
             log.info("run %s already completed (final val loss %.4f): skipped", rec.dir, done["final_val_loss"])
             return done
-        resume = c["run"]["resume"] and rec.checkpoint.exists()
         L.seed_everything(c["seed"], workers=True, verbose=False)
-        module = LanguageModel(self.gpt, c["optim"], c["schedule"], self.plan.steps, c["trainer"]["compile"])
+        module = LanguageModel(self.spec.gpt, c["optim"], c["schedule"], self.plan.steps, c["trainer"]["compile"])
         t = c["trainer"]
-        metrics = StepMetrics(rec, t["log_every_steps"], self.plan.tokens_per_step, self.fpt_6n, self.fpt_exact,
-                              None, log_lines=not show_progress_bar(c))
+        metrics = StepMetrics(rec, t["log_every_steps"], self.spec, None, log_lines=not show_progress_bar(c))
         val = ValidationMilestones(rec, val_milestones(self.plan.steps, t["val_milestones"]), self._val_batches,
-                                   self.plan.tokens_per_step, self.fpt_6n, self.fpt_exact)
+                                   self.spec)
         preemption = self._preemption_callback()
+        # A search trial reports its validation losses and may be pruned (after `val`, whose losses it reads).
+        self.pruning = trial_pruning(c, val, self.plan.steps, self.plan.tokens_per_step * self.spec.flops_per_token_exact,
+                                     rec.dir)
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
-                                preemption])
+                                preemption, *([self.pruning] if self.pruning else [])])
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
-        if trainer.is_global_zero:
-            self._start_record(resume)
+        if not trainer.is_global_zero:
+            return self._train(trainer, module, val, preemption, self._resume_step(announce=False))
+        with rec.lock():
+            resume_step = self._start_record()
+            try:
+                return self._train(trainer, module, val, preemption, resume_step)
+            except OSError as err:  # a full disk, a vanished directory: say so in the record, then stop
+                self._finish(trainer, "failed", f"{type(err).__name__}: {err}", None, module)
+                raise LmlabError(f"run {rec.dir} failed: {err}") from None
+
+    def _train(self, trainer, module, val, preemption, resume_step: int | None) -> dict:
+        rec = self.record
+        ckpt = str(rec.checkpoint) if resume_step is not None else None
         try:
-            trainer.fit(module, datamodule=self.data, ckpt_path=str(rec.checkpoint) if resume else None)
+            trainer.fit(module, datamodule=self.data, ckpt_path=ckpt, weights_only=True)
         except LmlabError as err:
             return self._finish(trainer, "failed", str(err), None, module)
         except SystemExit as stop:  # Lightning turns Ctrl-C into an exit; a preemption hand-over exits too
@@ -194,11 +204,15 @@ class Run:
                 rec.set_status("interrupted", f"stopped at step {trainer.global_step} (exit {stop.code}); relaunch to resume",
                                step=trainer.global_step, tokens=trainer.global_step * self.plan.tokens_per_step)
             raise
+        except OSError:
+            raise
         except Exception as err:
             self._finish(trainer, "failed", f"{type(err).__name__}: {err}", None, module)
             raise
         if preemption.stopped_by:  # checkpointed and marked preempted; a relaunch resumes it
             return {"status": "preempted", "reason": preemption.stopped_by, "steps": trainer.global_step}
+        if self.pruning and self.pruning.reason:
+            return self._finish(trainer, "pruned", self.pruning.reason, val.last[1], module)
         loss = val.last[1] if val.last and val.last[0] == trainer.global_step else val.validate(trainer, module)
         return self._finish(trainer, "completed", None, loss, module)
 
@@ -210,28 +224,46 @@ class Run:
         def mark(status: str, reason: str) -> None:
             self.record.set_status(status, reason)
 
-        return RequeueOnSignal(lambda trainer: save_checkpoint(trainer, self.record.checkpoint), mark)
+        return RequeueOnSignal(lambda trainer: save_checkpoint(trainer, self.record), mark)
 
-    def _start_record(self, resume: bool) -> None:
+    def _resume_step(self, announce: bool = True) -> int | None:
+        """The step to resume from, or None to start afresh. A damaged last.ckpt is set aside
+        (renamed, never loaded again) and the previous checkpoint takes its place, if it is sound."""
+        rec = self.record
+        if not self.cfg["run"]["resume"]:
+            return None
+        for path in (rec.checkpoint, rec.previous_checkpoint):
+            if not path.exists():
+                continue
+            try:
+                step = load_state(path)["global_step"]
+            except (DataError, KeyError) as err:
+                aside = rec.set_aside(path) if announce else path
+                self.damaged.append(f"{path.name} was damaged and set aside as {aside.name} ({err})")
+                continue
+            if path != rec.checkpoint and announce:
+                os.replace(path, rec.checkpoint)
+            return step
+        return None
+
+    def _start_record(self) -> int | None:
         rec = self.record
         rec.write_config(self.cfg)
         rec.write_env()
-        rec.write_plan({
-            "run_id": self.id, **self.counts, "vocab_size": self.gpt.vocab_size,
-            "flops_per_token_6n": self.fpt_6n, "flops_per_token_exact": self.fpt_exact,
-            "planned_steps": self.plan.steps, "planned_tokens": self.plan.tokens,
-            "tokens_per_step": self.plan.tokens_per_step,
-        })
-        step = 0
-        if resume:
-            step = torch.load(rec.checkpoint, map_location="cpu", weights_only=False)["global_step"]
+        rec.write_plan(self.spec.plan_record())
+        step = self._resume_step()
+        note = "; ".join(self.damaged) or None
+        if step is not None:
             rec.truncate_metrics(step)
             log.info("resuming %s from step %d", rec.dir, step)
         else:
             rec.metrics_path.unlink(missing_ok=True)
-        rec.set_status("running", step=step)
+        for note_line in self.damaged:
+            log.warning("run %s: %s", rec.dir, note_line)
+        rec.set_status("running", note, step=step or 0)
         log.info("run %s: %s, N=%s, %d steps, %s tokens", rec.dir, self.cfg["model"]["size"],
-                 f"{self.counts['n_params']:,}", self.plan.steps, f"{self.plan.tokens:,}")
+                 f"{self.spec.n_params:,}", self.plan.steps, f"{self.plan.tokens:,}")
+        return step
 
     def _finish(self, trainer: L.Trainer, status: str, reason: str | None, val_loss: float | None,
                 module: LanguageModel) -> dict:

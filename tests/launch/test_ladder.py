@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
 from lmlab.cli import main
 from lmlab.errors import ConfigError
 from lmlab.launch.ladder import launch_commands, load_ladder, plan
-from lmlab.models.family import count_params, flops_per_token_exact, get_size
-from lmlab.runs.record import run_id
-from lmlab.train.budget import plan_budget
+from lmlab.models.family import flops_per_token_6n, get_size
+from lmlab.runs.status import expand_sweep
+from lmlab.runspec import COMPUTE, resolve_run
 from tests.conftest import compose
+
+SHIPPED_LADDERS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "ladder").glob("*.yaml"))
 
 
 def write(tmp_path, **ladder):
@@ -60,36 +63,40 @@ def test_isoflop_sizes_span_the_optimum_and_spend_the_budget():
         assert 3 <= len(mine) <= ladder["per_budget"]
         n_opt = math.sqrt(c / 120)
         assert all(n_opt / ladder["span"] <= r.n_params <= n_opt * ladder["span"] for r in mine)
-        for r in mine:
-            fpt = flops_per_token_exact(get_size(r.size).config(ladder["vocab_size"], seq_len=ladder["seq_len"]))
-            assert c - r.batch * ladder["seq_len"] * fpt < r.flops_exact <= c * (1 + 1e-9)
+        for r in mine:  # the budget is spent in lmlab's unit of compute, to within one step
+            fpt = flops_per_token_6n(get_size(r.size).config(ladder["vocab_size"], seq_len=ladder["seq_len"]))
+            assert c - r.batch * ladder["seq_len"] * fpt < r.compute <= c * (1 + 1e-9)
+            assert r.compute == r.flops_6n and COMPUTE == "flops_6n"
 
 
-def test_launch_commands_compose_into_the_planned_runs():
-    """Each command's overrides give training configs whose run ids start with the planned names."""
-    ladder = load_ladder("cpu_grid")
-    runs = plan(ladder)
-    for command in launch_commands(ladder, runs):
-        args = command.split()[2:]
-        swept = ("budget.chinchilla_multiple", "seed")
-        values = {a.split("=")[0]: a.split("=")[1].split(",") for a in args}
-        fixed = [a for a in args if a.split("=")[0] not in swept]
-        for budget in values["budget.chinchilla_multiple"]:
-            for seed in values["seed"]:
-                cfg = compose([*fixed, f"budget.chinchilla_multiple={budget}", f"seed={seed}"])
-                gpt = get_size(cfg.model.size).config(ladder["vocab_size"], seq_len=cfg.model.seq_len)
-                tag = plan_budget(dict(cfg.budget), count_params(gpt)["n_params"], 1.0,
-                                  cfg.trainer.global_batch_size * cfg.model.seq_len).tag
-                plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-                name = run_id(plain, tag).rsplit("-", 1)[0]  # without the config hash
-                [planned] = [r for r in runs if r.name == name]
-                assert cfg.trainer.global_batch_size == planned.batch and cfg.optim.lr == planned.lr
+@pytest.mark.parametrize("name", SHIPPED_LADDERS)
+def test_every_run_of_every_shipped_ladder_is_the_run_its_launch_command_trains(name):
+    """Compose each launch command's jobs as lmlab-train does: the run spec gives the planned run id
+    (hash included), N, tokens and compute, so the plan and the runs it launches cannot disagree."""
+    ladder = load_ladder(name)
+    runs = {r.name: r for r in plan(ladder)}
+    composed = []
+    for command in launch_commands(ladder, list(runs.values())):
+        for job in expand_sweep(command.split()[2:]):
+            spec = resolve_run(compose(job), vocab_size=ladder["vocab_size"])
+            planned = runs[spec.run_id]
+            assert (spec.n_params, spec.budget.tokens, spec.compute) == (planned.n_params, planned.tokens, planned.compute)
+            assert spec.cfg["trainer"]["global_batch_size"] == planned.batch and spec.cfg["optim"]["lr"] == planned.lr
+            composed.append(spec.run_id)
+    assert sorted(composed) == sorted(runs)
+
+
+def test_ladder_keys_can_be_overridden_from_the_command_line(capsys):
+    assert main(["ladder", "plan", "cpu_grid", "sizes=[25k,55k]", "seeds=[0,1]", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["size"] for r in out["runs"]} == {"25k", "55k"} and {r["seed"] for r in out["runs"]} == {0, 1}
+    assert out["compute"] == "flops_6n" and out["total_compute"] == pytest.approx(sum(r["compute"] for r in out["runs"]))
 
 
 def test_plan_prints_runs_totals_and_time_from_a_measured_speed(capsys):
     assert main(["ladder", "plan", "cpu_grid", "--flops-per-s", "1e10"]) == 0
     out = capsys.readouterr().out
-    total = sum(r.flops_exact for r in plan(load_ladder("cpu_grid")))
+    total = sum(r.compute for r in plan(load_ladder("cpu_grid")))
     assert f"total compute {total:.3g} FLOPs" in out
     assert f"estimated {total / 1e10 / 3600:.1f}h" in out
     assert out.count("lmlab-train -m") == 4

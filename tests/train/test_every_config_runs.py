@@ -8,7 +8,7 @@ import math
 import pytest
 
 from lmlab.errors import ConfigError
-from lmlab.runs.record import read_jsonl
+from lmlab.io import read_jsonl
 from lmlab.train.run import Run
 from tests.conftest import CONF, compose
 

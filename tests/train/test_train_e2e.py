@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from lmlab.data.shards import open_split
-from lmlab.runs.record import read_jsonl
+from lmlab.io import read_jsonl
 from lmlab.train.run import Run
 from tests.conftest import REPO, compose, run_cli
 
