@@ -15,6 +15,8 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from lmlab.errors import ConfigError
+
 
 class Norm(str, Enum):
     layernorm = "layernorm"
@@ -71,6 +73,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     dropout: float = 0.0
     bias: Optional[bool] = None  # null: from the registry (gpt2-small has biases)
+    mup_base_width: Optional[int] = None  # null: standard parametrisation; a d_model: muP (lmlab.models.mup)
 
 
 @dataclass
@@ -100,9 +103,9 @@ class ScheduleConfig:
 
 @dataclass
 class BudgetConfig:
-    tokens: Optional[int] = None
+    tokens: Optional[float] = None  # a count; 5e6 is accepted
     chinchilla_multiple: Optional[float] = None  # D = m * 20 * N (N total parameters)
-    flops: Optional[float] = None  # D = C / training FLOPs per token (exact count)
+    flops: Optional[float] = None  # D = C / FLOPs per token in the unit of compute (lmlab.runspec.COMPUTE: 6N + attention)
 
 
 @dataclass
@@ -124,6 +127,15 @@ class TrainerConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Set by lmlab's Optuna sweeper for a search trial (hydra_plugins/lmlab_sweeper): where the run
+    reports its validation losses so that hopeless trials are pruned (lmlab.tune.pruning)."""
+    storage: Optional[str] = None
+    study: Optional[str] = None
+    trial: Optional[int] = None
+
+
+@dataclass
 class LoggerConfig:
     name: Logger = Logger.csv
     project: str = "lmlab"
@@ -141,17 +153,42 @@ class TrainConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
-def compose_train(overrides: list[str] = ()) -> DictConfig:
-    """conf/train.yaml with overrides, as `lmlab-train` would compose it (for notebooks and tests)."""
+def compose_train(overrides: list[str] = (), config_dirs: list[str] = ()) -> DictConfig:
+    """conf/train.yaml with overrides, as `lmlab-train` would compose it (for notebooks and tests).
+    config_dirs: extra config directories searched after lmlab's own (lmlab-train --config-dir).
+    A config that does not compose is one ConfigError line."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    search = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"] if config_dirs else []
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="train", overrides=[*overrides, *search])
+    except Exception as err:  # Hydra's and OmegaConf's many kinds: one line that names the key
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if isinstance(err, (HydraException, OmegaConfBaseException)):
+            raise ConfigError(composition_error_line(err)) from None
+        raise
+
+
+def composition_error_line(err: BaseException) -> str:
+    """Hydra's multi-line composition error as one line: what failed, why, and the choices if any."""
+    first = str(err).strip().splitlines()[0].rstrip(".")
+    cause = err.__cause__
+    why = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
+    lines = str(err).splitlines()
+    if "Available options" in str(err):
+        start = next(i for i, line in enumerate(lines) if "Available options" in line) + 1
+        options = [line.strip() for line in lines[start:] if line.startswith("\t") and "=" not in line]
+        why = f"expected one of {', '.join(options)}"
+    return f"{first}: {why}" if why else first
 
 
 def register() -> None:
