@@ -1,0 +1,66 @@
+"""In-loop evaluation: the tasks' fixed samples scored at every validation milestone of a training run.
+
+Rows go to `<run dir>/eval_curve.jsonl`, one per (step, task): step, tokens, task, accuracy,
+accuracy_norm, precision, recall, f1, task_loss, task_loss_per_char, n_examples. They are the same
+numbers `lmlab.eval` computes for that checkpoint on the same sample (scheme holdout), so a study can
+fit loss -> task loss -> accuracy over a ladder's curves. A resumed run drops the rows after its
+checkpoint, as the metrics file does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lmlab.eval.config import task_config
+from lmlab.eval.evaluate import build_tasks, evaluate_model
+from lmlab.eval.tasks import corpus_tokenizer
+from lmlab.io import append_jsonl, read_jsonl, write_jsonl
+from lmlab.train.callbacks import OnStep
+
+log = logging.getLogger("lmlab.eval")
+
+EVAL_CURVE = "eval_curve.jsonl"
+HOLDOUT = {"name": "holdout", "n_boot": 0, "k": 0, "confidence": 0.95, "seed": 0}
+ROW_KEYS = ("accuracy", "accuracy_norm", "precision", "recall", "f1", "task_loss", "task_loss_per_char", "n_examples")
+
+
+def in_loop_task_configs(eval_cfg: dict) -> list[dict]:
+    """The configured tasks, each cut to the in-loop sample size."""
+    cfgs = [task_config(name) for name in eval_cfg["tasks"]]
+    for cfg in cfgs:
+        n = cfg["n_examples"]
+        cfg["n_examples"] = eval_cfg["n_examples"] if n is None else min(n, eval_cfg["n_examples"])
+    return cfgs
+
+
+class InLoopEval(OnStep):
+    """Scores the tasks of `eval_cfg` (the `eval` section: tasks, n_examples, batch_size) at the given
+    steps. Tasks are built from the held-out split of the run's corpus `data_dir`, whose tokenizer the
+    model is trained with."""
+
+    def __init__(self, record_dir: str | Path, data_dir: str | Path, eval_cfg: dict, milestones: list[int],
+                 tokens_per_step: int):
+        super().__init__()
+        self.path = Path(record_dir) / EVAL_CURVE
+        self.data_dir, self.cfg = Path(data_dir), eval_cfg
+        self.milestones, self.tokens_per_step = set(milestones), tokens_per_step
+        self.tasks = build_tasks(in_loop_task_configs(eval_cfg), self.data_dir)  # bad task configs fail before training
+        self.tok = corpus_tokenizer(self.data_dir)
+
+    def on_train_start(self, trainer, module) -> None:
+        self.seen_step = trainer.global_step
+        if trainer.is_global_zero:
+            rows = read_jsonl(self.path)
+            if any(r["step"] > trainer.global_step for r in rows):
+                write_jsonl(self.path, [r for r in rows if r["step"] <= trainer.global_step])
+
+    def on_step(self, trainer, module) -> None:
+        if trainer.global_step in self.milestones and trainer.is_global_zero:
+            with trainer.precision_plugin.forward_context():
+                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"],
+                                         where="model being trained")
+            step = trainer.global_step
+            for name, r in results.items():
+                append_jsonl(self.path, {"step": step, "tokens": step * self.tokens_per_step, "task": name,
+                                         **{k: r[k] for k in ROW_KEYS}})

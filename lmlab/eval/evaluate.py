@@ -1,0 +1,134 @@
+"""Evaluate a run on tasks and record the results: `<run dir>/eval.json`, one entry per task.
+
+Per task: accuracy, length-normalised accuracy, macro precision, recall and F1, micro F1, per-class
+metrics, the task loss (nats per token and per character of the right choice) and, under the
+chosen scheme, each headline metric's interval (`<metric>_ci`): bootstrap (percentile, resampling
+the task's examples), kfold (Student's t across folds, with the folds' spread) or holdout (none).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from lmlab.errors import DataError
+from lmlab.eval import schemes
+from lmlab.eval.metrics import classification_metrics
+from lmlab.eval.scoring import Scores, score_task
+from lmlab.eval.tasks import Task, build_task, tokenizer_sha256
+
+log = logging.getLogger("lmlab.eval")
+
+EVAL_FILE = "eval.json"
+HEADLINE = ("accuracy", "accuracy_norm", "precision", "recall", "f1", "task_loss", "task_loss_per_char")
+
+
+def statistics(scores: Scores, n_classes: int, index: np.ndarray) -> dict[str, np.ndarray]:
+    """The headline metrics over the examples `index` ([examples] or [resamples, examples])."""
+    labels = scores.labels[index]
+    m = classification_metrics(labels, scores.pred[index], n_classes)
+    return {
+        "accuracy": m["accuracy"], "accuracy_norm": (scores.pred_norm[index] == labels).mean(-1),
+        "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
+        "task_loss": scores.loss_per_token[index].mean(-1), "task_loss_per_char": scores.loss_per_char[index].mean(-1),
+    }
+
+
+def summarise(task: Task, scores: Scores, scheme: dict) -> dict:
+    """One task's entry of eval.json."""
+    n, k = len(task), len(task.class_names)
+    schemes.check_confidence(scheme["confidence"])
+    whole = statistics(scores, k, np.arange(n))
+    out = {key: float(v) for key, v in whole.items()}
+    if scheme["name"] == "bootstrap":
+        resampled = statistics(scores, k, schemes.bootstrap_indices(n, scheme["n_boot"], scheme["seed"]))
+        out.update({f"{key}_ci": schemes.percentile_interval(v, scheme["confidence"]) for key, v in resampled.items()})
+    elif scheme["name"] == "kfold":
+        folds = [statistics(scores, k, fold) for fold in schemes.kfold(n, scheme["k"], scheme["seed"])]
+        for key in HEADLINE:
+            values = np.array([float(f[key]) for f in folds])
+            out.update({key: float(values.mean()), f"{key}_std": float(values.std(ddof=1)),
+                        f"{key}_folds": values.tolist(), f"{key}_ci": schemes.t_interval(values, scheme["confidence"])})
+    else:
+        out.update({f"{key}_ci": None for key in HEADLINE})
+    per_class = classification_metrics(scores.labels, scores.pred, k)
+    counts = np.bincount(task.labels, minlength=k)
+    out.update({
+        "type": task.type, "n_examples": n, "class_names": task.class_names, "source": task.source,
+        "micro_f1": float(per_class["micro_f1"]),
+        "per_class": {name: {"precision": float(per_class["class_precision"][i]),
+                             "recall": float(per_class["class_recall"][i]), "f1": float(per_class["class_f1"][i]),
+                             "support": int(counts[i])} for i, name in enumerate(task.class_names)},
+        "majority_baseline": float(counts.max() / n), "chance": float(np.mean([1 / len(c) for c in task.choices])),
+    })
+    return out
+
+
+def check_tokenizer(task: Task, tok, where: str) -> None:
+    """A task built from a corpus must be scored by a model of that corpus's tokenizer."""
+    if task.tokenizer_sha256 is None:
+        return
+    found = tokenizer_sha256(tok)
+    if found != task.tokenizer_sha256:
+        raise DataError(f"task {task.name}: built from {task.source.get('data_dir')} whose tokenizer (sha256 "
+                        f"{task.tokenizer_sha256[:12]}) differs from the {where}'s (sha256 {found[:12]}); expected "
+                        "the corpus the model was trained on")
+
+
+def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int = 64, where: str = "model") -> dict:
+    results = {}
+    for task in tasks:
+        check_tokenizer(task, tok, where)
+        results[task.name] = summarise(task, score_task(model, tok, task, batch_size), scheme)
+        r = results[task.name]
+        log.info("task %s: accuracy %.3f (majority %.3f), f1 %.3f, task loss %.3f nats/token (%d examples)",
+                 task.name, r["accuracy"], r["majority_baseline"], r["f1"], r["task_loss"], r["n_examples"])
+    return results
+
+
+def build_tasks(task_cfgs: list[dict], default_data_dir) -> list[Task]:
+    return [build_task(cfg, default_data_dir) for cfg in task_cfgs]
+
+
+def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch_size: int = 64,
+                 device: str = "cpu", output: str | Path | None = None) -> dict:
+    """Score the run's last checkpoint on the tasks and merge the results into its eval.json
+    (tasks evaluated before and not now are kept)."""
+    from lmlab.io import read_json, write_json
+    from lmlab.runs.load import load_model
+    from lmlab.runs.record import now_iso
+
+    run_dir = Path(run_dir)
+    model, tok, cfg = load_model(run_dir, device)
+    tasks = build_tasks(task_cfgs, cfg["data"]["dir"])
+    results = evaluate_model(model, tok, tasks, scheme, batch_size, where=f"checkpoint of run {run_dir}")
+    path = Path(output) if output else run_dir / EVAL_FILE
+    record = read_json(path) if path.exists() else {"tasks": {}}
+    result = (run_dir / "result.json").is_file() and read_json(run_dir / "result.json") or {}
+    for name, entry in results.items():
+        entry.update({"scheme": scheme, "evaluated_at": now_iso(), "tokens": result.get("tokens"),
+                      "steps": result.get("steps")})
+        record["tasks"][name] = entry
+    record["run_dir"] = str(run_dir)
+    write_json(path, record)
+    return record
+
+
+def eval_columns(run_dir: str | Path) -> dict:
+    """The run's eval.json as study-table columns, `eval.<task>.<metric>` (+ `_lo`/`_hi` for intervals);
+    {} when the run has not been evaluated. `lmlab runs collect` adds these to the run's row."""
+    from lmlab.io import read_json
+
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return {}
+    columns = {}
+    for name, entry in (read_json(path).get("tasks") or {}).items():
+        for key in HEADLINE:
+            columns[f"eval.{name}.{key}"] = entry.get(key)
+            ci = entry.get(f"{key}_ci")
+            columns[f"eval.{name}.{key}_lo"], columns[f"eval.{name}.{key}_hi"] = ci if ci else (None, None)
+        columns[f"eval.{name}.n_examples"] = entry.get("n_examples")
+    return columns

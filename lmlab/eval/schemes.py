@@ -1,0 +1,44 @@
+"""Validation schemes: holdout, k-fold splits and the bootstrap of an evaluation set, with intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from lmlab.errors import ConfigError
+
+
+def kfold(n: int, k: int, seed: int) -> list[np.ndarray]:
+    """k disjoint folds that together cover range(n), in a seeded random assignment; every fold non-empty."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ConfigError(f"scheme.k={k!r}: expected an integer of at least 2 folds")
+    if k > n:
+        raise ConfigError(f"scheme.k={k} with {n} examples: {k - n} fold(s) would be empty, expected k <= {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return [np.sort(fold) for fold in np.array_split(perm, k)]
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] example indices drawn with replacement: one resample per row."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
+        raise ConfigError(f"scheme.n_boot={n_boot!r}: expected an integer of at least 10 resamples")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ConfigError(f"scheme.confidence={confidence!r}: expected a number in (0, 1), e.g. 0.95")
+
+
+def percentile_interval(samples: np.ndarray, confidence: float) -> list[float]:
+    """The central `confidence` share of bootstrap values (the percentile bootstrap)."""
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail])
+    return [float(lo), float(hi)]
+
+
+def t_interval(values: np.ndarray, confidence: float) -> list[float]:
+    """mean +- t * sd / sqrt(k) over k fold values (Student's t, k - 1 degrees of freedom)."""
+    values = np.asarray(values, dtype=float)
+    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return [float(values.mean() - half), float(values.mean() + half)]
