@@ -1,0 +1,1 @@
+"""Post-training compression of a run's model (int8 quantisation, magnitude pruning), evaluated."""
