@@ -1,8 +1,8 @@
 """The prepare pipeline: source -> clean -> dedup -> PII -> split -> tokenizer -> shards -> card.
 
 Each stage counts what it keeps and drops (the data card); its text output is kept under
-stages/<n>-<stage>.parquet only when `keep_stages` asks. The corpus is built in `<root>/<name>.partial` and renamed to `<root>/<name>` only when
-complete, under a lock, so an interrupted or concurrent prepare never leaves a directory that
+stages/<n>-<stage>.parquet only when `keep_stages` asks. The corpus is built in
+`<root>/<name>.partial` and renamed to `<root>/<name>` only when complete, under a lock, so an interrupted or concurrent prepare never leaves a directory that
 loads as valid. The same config lands in the same directory and is skipped when already done.
 """
 
