@@ -56,7 +56,7 @@ def _range(where: str, start, stop, step) -> BaseDistribution:
         raise ConfigError(f"{where}: range({start}, {stop}, {step}) holds no value; expected start < stop for a "
                           "positive step")
     count = math.ceil((stop - start) / step - 1e-9)
-    last = start + (count - 1) * step
+    last = round(start + (count - 1) * step, 12)  # no 0.30000000000000004
     if all(isinstance(v, int) for v in (start, stop, step)) and step > 0:
         return IntDistribution(start, last, step=step)
     if step < 0:

@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import ConfigError, LmlabError
-from lmlab.io import write_atomic
+from lmlab.io import read_json, write_atomic
 from lmlab.tune import space as sp
 from lmlab.tune.study import JOURNAL, instantiate, storage
 
@@ -89,7 +89,7 @@ def split_arguments(params: dict | None, arguments: list[str]) -> tuple[dict, li
     overrides every trial gets."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    expressions = {k: str(v) for k, v in (params or {}).items()}
+    expressions = {k: str(v) for k, v in _flatten(params or {}).items()}
     fixed = []
     for argument in arguments:
         parsed = OverridesParser.create().parse_override(argument)
@@ -98,6 +98,17 @@ def split_arguments(params: dict | None, arguments: list[str]) -> tuple[dict, li
         else:
             fixed.append(argument)
     return sp.parse_space(expressions), fixed
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    """hydra.sweeper.params.optim.lr=... on the command line nests; the config file writes optim.lr: ..."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def check_space(space: dict, config: DictConfig, loader) -> None:
@@ -180,7 +191,7 @@ def tell(study, trial, result) -> None:
     if result.status == JobStatus.COMPLETED:
         value = result.return_value
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            failure = f"the run returned {value!r} (see its status.json)"
+            failure = run_failure(attrs.get("run_dir")) or f"the run returned {value!r}"
     else:
         failure = f"{type(result._return_value).__name__}: {result._return_value}".splitlines()[0]
     if failure:
@@ -189,6 +200,14 @@ def tell(study, trial, result) -> None:
         study.tell(trial, state=TrialState.FAIL)
     else:
         study.tell(trial, float(value))
+
+
+def run_failure(run_dir: str | None) -> str | None:
+    """The reason a trial's run recorded in its status.json, if it got that far."""
+    status = Path(run_dir) / "status.json" if run_dir else None
+    if status is None or not status.exists():
+        return None
+    return read_json(status).get("reason")
 
 
 def check_failures(study, max_failure_rate: float, n_trials: int) -> None:
