@@ -57,7 +57,9 @@ def load_key(source: str | None) -> bytes | None:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else "not ASCII text"
             raise ConfigError(f"encryption key {source}: cannot read the key file ({reason})") from None
     else:
-        raise ConfigError(f"encryption key: got {source!r}, expected 'env:NAME' or 'file:PATH'")
+        # not echoed: a user may have pasted the key itself
+        raise ConfigError("encryption key: got a value that is neither 'env:NAME' nor 'file:PATH'; expected "
+                          "'env:NAME' or 'file:PATH' (never the key itself in a config)")
     return _parse_key(text.strip(), source)
 
 
