@@ -27,6 +27,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("launch", "render"): ("lmlab.launch.cli_render", "write an sbatch script for a multi-node run"),
     ("audit", "bias"): ("lmlab.audit.cli_bias", "bias audit of a run's corpus and model, or across a study"),
     (None, "compress"): ("lmlab.compress.cli_compress", "int8 quantisation or magnitude pruning of a run, evaluated"),
+    ("tune", "report"): ("lmlab.tune.cli_report", "a hyperparameter search's history: table, figures, importance"),
+    ("mup", "coord-check"): ("lmlab.tune.cli_coord_check", "muP's coordinate check: activation sizes across widths"),
 }
 
 GROUP_HELP = {
@@ -34,6 +36,8 @@ GROUP_HELP = {
     "ladder": "model ladders: plan",
     "launch": "multi-node launch scripts: render",
     "audit": "audits of runs: bias",
+    "tune": "hyperparameter searches (lmlab-train -m hparams_search=...): report",
+    "mup": "the maximal update parametrisation: coord-check",
 }
 
 

@@ -131,16 +131,13 @@ class GPT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for module in self.modules():
+        hidden_std = mup.hidden_std(self.cfg)  # 0.02 under the standard parametrisation
+        for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                std = hidden_std if name.startswith("blocks.") else 0.02  # muP: hidden matrices narrower
+                nn.init.normal_(module.weight, mean=0.0, std=std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        hidden_std = mup.hidden_std(self.cfg)  # 0.02 under the standard parametrisation
-        if self.cfg.mup_base_width:
-            for p in self.blocks.parameters():
-                if p.dim() >= 2:
-                    nn.init.normal_(p, mean=0.0, std=hidden_std)
         # The two projections that write into the residual stream: 2*n_layer additions in all.
         residual_std = hidden_std / math.sqrt(2 * self.cfg.n_layer)
         for block in self.blocks:
