@@ -1,4 +1,4 @@
-"""Approach-3 fitting speed on the 240 public Chinchilla points (../shared/data/chinchilla).
+"""Approach-3 fitting speed on the 240 public Chinchilla points (lmlab.analysis.reference).
 
 1. The full 4,500-start grid (Hoffmann et al. D.2) with lmlab's batched L-BFGS, against a loop of
    scipy.optimize.minimize(method="L-BFGS-B") over the same starts, data, objective and stopping
@@ -25,10 +25,10 @@ from scipy.optimize import minimize
 from lmlab.analysis.fit import bootstrap, fit_law
 from lmlab.analysis.laws import CHINCHILLA
 from lmlab.analysis.objective import HUBER_DELTA
+from lmlab.analysis.reference import chinchilla_path
 from lmlab.analysis.solver import FTOL, GTOL
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data" / "chinchilla" / "svg_extracted_data.csv"
+DATA = chinchilla_path()
 
 
 def load(path: Path):

@@ -56,13 +56,20 @@ def isoflop_groups(flops, rtol: float = 0.1) -> np.ndarray:
     return labels
 
 
-def approach2(n, flops, loss, groups=None, rtol: float = 0.1) -> Allocation:
-    """IsoFLOP parabolas: per compute group, fit L = p2 (log N)^2 + p1 log N + p0 and take its minimum."""
+def approach2(n, flops, loss, groups=None, rtol: float = 0.1, window: float | None = None) -> Allocation:
+    """IsoFLOP parabolas: per compute group, fit L = p2 (log N)^2 + p1 log N + p0 and take its minimum.
+
+    window: fit each parabola only to the sizes within `window` x of the group's lowest-loss run, so
+    that far-off sizes (where a parabola in log N no longer describes the profile) do not bias the
+    minimum (Open-Athena's analysis shows the bias of off-centre grids)."""
     n, flops, loss = (np.asarray(v, dtype=float) for v in (n, flops, loss))
     groups = isoflop_groups(flops, rtol) if groups is None else np.asarray(groups)
     rows, skipped = [], []
     for g in np.unique(groups):
         sel = groups == g
+        if window:
+            best = np.flatnonzero(sel)[np.argmin(loss[sel])]
+            sel &= np.abs(np.log(n / n[best])) <= np.log(window) + 1e-12
         budget = float(np.median(flops[sel]))
         if len(np.unique(n[sel])) < MIN_SIZES_PER_ISOFLOP:
             skipped.append({"C": budget, "why": f"{len(np.unique(n[sel]))} sizes, need {MIN_SIZES_PER_ISOFLOP}"})
@@ -80,7 +87,7 @@ def approach2(n, flops, loss, groups=None, rtol: float = 0.1) -> Allocation:
     budgets, n_opt, l_min = (np.array([r[i] for r in rows]) for i in range(3))
     d_opt = budgets / (6.0 * n_opt)
     details = {"parabolas": [{"C": r[0], "coefs": r[3], "minimum_inside_range": r[4]} for r in rows],
-               "skipped": skipped}
+               "skipped": skipped, "window": window}
     return Allocation(2, fit_power_law(budgets, n_opt), fit_power_law(budgets, d_opt), budgets, n_opt, d_opt,
                       l_min, details)
 
@@ -119,6 +126,22 @@ def approach1(run_ids, n, tokens, flops, loss, n_grid: int = 100) -> Allocation:
     d_opt, l_min = curve_tokens[winner[cols], cols], curve_loss[winner[cols], cols]
     return Allocation(1, fit_power_law(budgets, n_opt), fit_power_law(budgets, d_opt), budgets, n_opt, d_opt,
                       l_min, {"grid_points": n_grid, "interior_points": int(interior.sum())})
+
+
+def allocation_warnings(alloc: Allocation) -> list[str]:
+    """Weak points of an allocation as one line each; an allocation that means nothing is an error."""
+    a = alloc.n_opt.exponent
+    if not 0.0 < a < 1.0:
+        raise FitError(f"approach {alloc.method} gives N_opt ~ C^{a:.3g}; expected an exponent between 0 and 1 "
+                       f"(both N and D grow with compute): the minima do not trace an allocation")
+    out = []
+    outside = [p["C"] for p in alloc.details.get("parabolas", []) if not p["minimum_inside_range"]]
+    if outside:
+        out.append(f"{len(outside)} IsoFLOP parabola(s) have their minimum outside the sizes trained (C = "
+                   f"{', '.join(f'{c:.3g}' for c in outside)}): those N_opt are extrapolated; add sizes around them")
+    for s in alloc.details.get("skipped", []):
+        out.append(f"IsoFLOP budget C = {s['C']:.3g} skipped: {s['why']}")
+    return out
 
 
 def _fit_once(method, run_ids, columns, kwargs) -> Allocation:

@@ -1,8 +1,8 @@
 """Forecast where one run will end from its partial loss curve, L(D) = E + B D^-beta.
 
-Used to stop hopeless runs early (the forecast's whole interval is above a target) and to find
-Kaplan et al.'s compute-efficient stopping point (their App. B.5: stop about 10% above the
-converged loss E). The interval resamples curve points, which ignores their correlation along the
+A library function for notebooks and scripts (no lmlab command calls it yet): it tells when a run
+is hopeless (the forecast's whole interval is above a target) and finds Kaplan et al.'s
+compute-efficient stopping point (their App. B.5: stop about 10% above the converged loss E). The interval resamples curve points, which ignores their correlation along the
 curve, and a run whose learning rate still has to decay (cosine, WSD) will end lower than a
 constant-rate extrapolation: read the forecast as a bound for such runs, not a point.
 """
@@ -41,7 +41,7 @@ def forecast_run(tokens, losses, final_tokens: float, *, min_tokens: float = 0.0
         raise FitError(f"final_tokens={final_tokens!r}; expected a positive token count")
     keep = tokens >= min_tokens
     fit = fit_law(CURVE, {"D": tokens[keep]}, losses[keep], columns={"D": "tokens", "L": "loss"})
-    boot = bootstrap(fit, n_resamples, level=level, seed=seed)
+    boot = bootstrap(fit, n_resamples, level=level, seed=seed)  # points of one curve: each its own "run"
     lo, hi = boot.interval(CURVE.predict_theta(boot.thetas, {"D": np.array([final_tokens])})[:, 0])
     return Forecast(final_tokens=float(final_tokens), loss=float(fit.predict(D=final_tokens)[0]),
                     lo=float(lo), hi=float(hi), fit=fit)

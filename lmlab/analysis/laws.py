@@ -38,6 +38,8 @@ class Law:
     theta_names: tuple[str, ...]
     param_names: tuple[str, ...]
     space: str = "log"
+    # fit parameters that must be > 0 (exponents of power laws): a fit that needs them <= 0 is refused
+    positive_theta: tuple[str, ...] = ()
 
     @property
     def n_params(self) -> int:
@@ -69,6 +71,17 @@ class Law:
         pred, _ = self.value_and_vjp(np.atleast_2d(theta), self.prepare(_as_arrays(X)))
         return np.exp(pred) if self.space == "log" else pred
 
+    def predict_paired(self, thetas: np.ndarray, X: dict, block: int = 64) -> np.ndarray:
+        """Row i of thetas at point i of X. The batched law evaluates every row at every point, so
+        take diagonals of small blocks rather than of one k x k matrix."""
+        thetas = np.atleast_2d(thetas)
+        X = _as_arrays(X)
+        out = np.empty(len(thetas))
+        for i in range(0, len(thetas), block):
+            sl = slice(i, i + block)
+            out[sl] = np.diagonal(self.predict_theta(thetas[sl], {k: v[sl] for k, v in X.items()}))
+        return out
+
     def predict(self, params: dict, **inputs) -> np.ndarray:
         return self.predict_theta(self.from_params(params), inputs)[0]
 
@@ -91,8 +104,9 @@ class LSELaw(Law):
     """log y = LogSumExp_t( sum_j theta_j * feature_tj(X) ): a sum of power-law (and constant) terms."""
 
     def __init__(self, name, formula, inputs, theta_names, param_names, terms, to_params, from_params,
-                 grid, derived=None, target="L"):
+                 grid, derived=None, target="L", positive=()):
         self.name, self.formula, self.inputs, self.target = name, formula, tuple(inputs), target
+        self.positive_theta = tuple(positive)
         self.theta_names, self.param_names = tuple(theta_names), tuple(param_names)
         self.terms = terms
         self._to_params, self._from_params, self._grid, self._derived = to_params, from_params, grid, derived
@@ -182,7 +196,8 @@ def _power_law(name, var, scale, exponent, irreducible):
         return LSELaw(
             name, f"L = E + ({scale}/{var})^{exponent}", (var,), ("log_E", "c", exponent),
             ("E", scale, exponent), [[(0, None)], [(1, None), (2, _neg_log(var))]], to_params, from_params,
-            _grid(np.arange(-1, 1.01, 0.5), np.arange(0, 26, 5), (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)))
+            _grid(np.arange(-1, 1.01, 0.5), np.arange(0, 26, 5), (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)),
+            positive=(exponent,))
 
     def to_params(th):
         c, a = _cols(th)
@@ -193,7 +208,7 @@ def _power_law(name, var, scale, exponent, irreducible):
 
     return LSELaw(name, f"L = ({scale}/{var})^{exponent}", (var,), ("c", exponent), (scale, exponent),
                   [[(0, None), (1, _neg_log(var))]], to_params, from_params,
-                  _grid((0.0, 2.0, 5.0), (0.05, 0.1, 0.3)))
+                  _grid((0.0, 2.0, 5.0), (0.05, 0.1, 0.3)), positive=(exponent,))
 
 
 def _chinchilla_derived(p):
@@ -211,7 +226,7 @@ CHINCHILLA = LSELaw(
     # Hoffmann et al. appendix D.2: a, b in {0..25 step 5}, e in {-1..1 step .5}, alpha, beta in {0..2 step .5}
     _grid(np.arange(0, 26, 5), np.arange(0, 26, 5), np.arange(-1, 1.01, 0.5),
           np.arange(0, 2.01, 0.5), np.arange(0, 2.01, 0.5)),
-    derived=_chinchilla_derived)
+    derived=_chinchilla_derived, positive=("alpha", "beta"))
 
 
 def _log_m_minus_log_c(X):
@@ -228,7 +243,8 @@ OVERTRAIN = LSELaw(
     [[(0, None), (3, _log_m_minus_log_c)], [(1, None), (3, _minus_log_m_minus_log_c)], [(2, None)]],
     lambda th: {"E": np.exp(th[..., 2]), "a": np.exp(th[..., 0]), "b": np.exp(th[..., 1]), "eta": th[..., 3]},
     lambda p: [np.log(p["a"]), np.log(p["b"]), np.log(p["E"]), p["eta"]],
-    _grid(np.arange(0, 26, 5), np.arange(0, 26, 5), np.arange(-1, 1.01, 0.5), (0.05, 0.1, 0.2, 0.3, 0.5)))
+    _grid(np.arange(0, 26, 5), np.arange(0, 26, 5), np.arange(-1, 1.01, 0.5), (0.05, 0.1, 0.2, 0.3, 0.5)),
+    positive=("eta",))
 
 KAPLAN_NS = LSELaw(
     "kaplan_ns", "L = (Nc/N)^alpha_N + (Sc/S_min)^alpha_S", ("N", "S_min"),
@@ -237,7 +253,8 @@ KAPLAN_NS = LSELaw(
     lambda th: {"Nc": np.exp(th[..., 0] / th[..., 1]), "alpha_N": th[..., 1],
                 "Sc": np.exp(th[..., 2] / th[..., 3]), "alpha_S": th[..., 3]},
     lambda p: [p["alpha_N"] * np.log(p["Nc"]), p["alpha_N"], p["alpha_S"] * np.log(p["Sc"]), p["alpha_S"]],
-    _grid((0.0, 2.0, 5.0), (0.05, 0.1, 0.3), (0.0, 2.0, 5.0), (0.05, 0.1, 0.3, 0.6)))
+    _grid((0.0, 2.0, 5.0), (0.05, 0.1, 0.3), (0.0, 2.0, 5.0), (0.05, 0.1, 0.3, 0.6)),
+    positive=("alpha_N", "alpha_S"))
 
 CURVE = LSELaw(
     "curve", "L = E + B D^-beta (one run's loss curve)", ("D",),
@@ -245,7 +262,7 @@ CURVE = LSELaw(
     [[(0, None)], [(1, None), (2, _neg_log("D"))]],
     lambda th: {"E": np.exp(th[..., 0]), "B": np.exp(th[..., 1]), "beta": th[..., 2]},
     lambda p: [np.log(p["E"]), np.log(p["B"]), p["beta"]],
-    _grid(np.arange(-1, 1.51, 0.5), (0.0, 2.0, 5.0, 10.0), (0.05, 0.1, 0.2, 0.5, 1.0)))
+    _grid(np.arange(-1, 1.51, 0.5), (0.0, 2.0, 5.0, 10.0), (0.05, 0.1, 0.2, 0.5, 1.0)), positive=("beta",))
 
 
 class KaplanND(Law):
@@ -254,6 +271,7 @@ class KaplanND(Law):
     name, formula, inputs = "kaplan", "L = [(Nc/N)^(alpha_N/alpha_D) + Dc/D]^alpha_D", ("N", "D")
     theta_names = ("log_Nc", "log_Dc", "alpha_N", "alpha_D")
     param_names = ("Nc", "Dc", "alpha_N", "alpha_D")
+    positive_theta = ("alpha_N", "alpha_D")
 
     def prepare(self, X):
         return np.log(X["N"]), np.log(X["D"])

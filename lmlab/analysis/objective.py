@@ -3,6 +3,13 @@
 Following Hoffmann et al. and Besiroglu et al., loss laws are fitted on log-loss residuals with
 Huber(delta = 1e-3), summed (not averaged: a mean shrinks the objective so L-BFGS stops early).
 Weights are per-point counts, which is how one batch holds many bootstrap resamples at once.
+
+Two options steer it. `delta` (default 1e-3, Hoffmann et al.) is the Huber threshold in fit-space
+units: log-loss for loss laws, plain units for error/accuracy laws (whose noise is ~0.01, so a
+delta near 0.01-0.05 suits them); delta = inf is least squares. `over_penalty` K multiplies the
+cost of every residual where the law predicts more than was observed (an over-estimate): K > 1
+lets the law pass below runs that sit above the frontier (under-tuned small runs) instead of
+being pulled up by them.
 """
 
 from __future__ import annotations
@@ -27,14 +34,14 @@ def to_fit_space(law: Law, y: np.ndarray) -> np.ndarray:
 
 
 def make_objective(law: Law, X: dict, y: np.ndarray, weights: np.ndarray, problem_weights: np.ndarray,
-                   delta: float = HUBER_DELTA):
+                   delta: float = HUBER_DELTA, over_penalty: float = 1.0):
     """fun(theta (k, p), rows) for minimize_batch; problem i uses the weight row problem_weights[i]."""
     prep = law.prepare(X)
     target = to_fit_space(law, y)
 
     step = max(1, BLOCK_ELEMENTS // len(target))
     unweighted = weights.shape[0] == 1 and bool(np.all(weights == 1.0))
-    fused = _FusedLSE(law, prep, target, delta) if isinstance(law, LSELaw) else None
+    fused = _FusedLSE(law, prep, target, delta, over_penalty) if isinstance(law, LSELaw) else None
 
     def fun(theta, rows):
         out = [block(theta[i:i + step], rows[i:i + step]) for i in range(0, len(rows), step)]
@@ -55,12 +62,18 @@ def make_objective(law: Law, X: dict, y: np.ndarray, weights: np.ndarray, proble
         r = np.subtract(pred, target, out=pred if pred.base is None else None)
         clipped = np.clip(r, -delta, delta)
         terms = huber_from_clipped(r, clipped)
+        if over_penalty != 1.0:
+            w = _asymmetric(r, over_penalty) if w is None else w * _asymmetric(r, over_penalty)
         if w is not None:
             terms *= w
             clipped *= w
         return terms.sum(axis=1), vjp(clipped)
 
     return fun
+
+
+def _asymmetric(r: np.ndarray, over_penalty: float) -> np.ndarray:
+    return np.where(r > 0, over_penalty, 1.0)
 
 
 class _FusedLSE:
@@ -71,9 +84,9 @@ class _FusedLSE:
     constant in the data stays one number per problem; a row whose exp overflows or underflows
     gets a non-finite value, which the caller recomputes the stable way."""
 
-    def __init__(self, law: LSELaw, prep, target: np.ndarray, delta: float):
+    def __init__(self, law: LSELaw, prep, target: np.ndarray, delta: float, over_penalty: float = 1.0):
         _, terms = prep
-        self.target, self.delta = target, delta
+        self.target, self.delta, self.over_penalty = target, delta, over_penalty
         n = len(target)
         varying = [term for term in terms if any(v is not None for _, v in term)]
         constant = [term for term in terms if all(v is None for _, v in term)]
@@ -101,6 +114,8 @@ class _FusedLSE:
         r -= self.target
         c = np.clip(r, -self.delta, self.delta)
         dpred = c if w is None else c * w
+        if self.over_penalty != 1.0:
+            dpred = dpred * _asymmetric(r, self.over_penalty)
         # sum w Huber(r) = sum w c (r - c/2): two fused row dots instead of four element passes
         f = np.einsum("ij,ij->i", dpred, r) - 0.5 * np.einsum("ij,ij->i", dpred, c)
         # df/dtheta: dpred times each term's softmax weight exp / total, summed against its features

@@ -1,8 +1,14 @@
 """Plan the big run: the compute-optimal N and D for a budget, the predicted loss, a launch config.
 
 Chinchilla's law has a closed-form optimum (`allocation.chinchilla_optimal`); any other law over
-(N, D), (C, M) or (N, C) is minimised numerically along C = 6 N D. Intervals come from the fit's
-bootstrap samples: each resampled law gives its own optimum and loss.
+(N, D), (C, M) or (N, C) is minimised numerically along C = 6 N D. The loss interval is the one
+that holds when extrapolating (extrapolation.py), never narrower than the bootstrap's; the N_opt
+and D_opt intervals come from the bootstrap samples (each resampled law gives its own optimum) and
+cover parameter noise only.
+
+The planned run is `planned_run`: the registered size nearest N_opt, counted at the fit's
+vocabulary, and the tokens that spend the budget on it (`planned_tokens`: the one place that
+turns compute into tokens for a size).
 
 Batch size and learning rate default to DeepSeek LLM's compute scaling laws (Bi et al. 2024):
 B_opt = 0.292 C^0.3271 tokens and lr_opt = 0.3118 C^-0.125; override them when you have your own.
@@ -11,7 +17,7 @@ B_opt = 0.292 C^0.3271 tokens and lr_opt = 0.3118 C^-0.125; override them when y
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import yaml
@@ -66,17 +72,7 @@ def optimum(fit: Fit, flops: float, thetas: np.ndarray | None = None) -> tuple[n
     """Compute-optimal N and the loss there, for the fit (or each row of thetas)."""
     thetas = np.atleast_2d(fit.theta if thetas is None else thetas)
     ns = optimal_n(fit, flops, thetas)
-    return ns, paired_predict(fit.law, thetas, inputs_at(fit.law, flops, ns))
-
-
-def paired_predict(law, thetas: np.ndarray, X: dict, block: int = 64) -> np.ndarray:
-    """Row i of thetas at point i of X. The batched law evaluates every row at every point, so take
-    diagonals of small blocks rather than of one k x k matrix."""
-    out = np.empty(len(thetas))
-    for i in range(0, len(thetas), block):
-        sl = slice(i, i + block)
-        out[sl] = np.diagonal(law.predict_theta(thetas[sl], {k: v[sl] for k, v in X.items()}))
-    return out
+    return ns, fit.law.predict_paired(thetas, inputs_at(fit.law, flops, ns))
 
 
 @dataclass
@@ -85,23 +81,51 @@ class PlanResult:
     n_opt: float
     d_opt: float
     loss: float
-    intervals: dict          # name -> (lo, hi), when the fit has bootstrap samples
-    level: float | None
+    intervals: dict          # loss: the default interval; N_opt, D_opt: parameter-only (when bootstrapped)
+    level: float
+    parameter_intervals: dict = field(default_factory=dict)   # all three from the bootstrap alone
 
 
-def plan_budget(fit: Fit, flops: float) -> PlanResult:
+def plan_budget(fit: Fit, flops: float, level: float | None = None) -> PlanResult:
+    from lmlab.analysis.extrapolation import honest_interval
+
     if not flops > 0 or not math.isfinite(flops):
         raise FitError(f"compute budget {flops!r} FLOPs; expected a positive finite number")
     (n,), (loss,) = optimum(fit, flops)
     n, loss, d = float(n), float(loss), flops / (6.0 * float(n))
-    intervals, level = {}, None
+    level = level or (fit.bootstrap.level if fit.bootstrap is not None else 0.95)
+    _, lo, hi = honest_interval(fit, level, **inputs_at(fit.law, flops, np.array([n])))
+    parameter = {}
     if fit.bootstrap is not None:
         b = fit.bootstrap
-        ns, losses = optimum(fit, flops, b.thetas)
-        intervals = {"N_opt": b.interval(ns), "D_opt": b.interval(flops / (6.0 * ns)), "loss": b.interval(losses)}
-        intervals = {k: tuple(float(x) for x in v) for k, v in intervals.items()}
-        level = b.level
-    return PlanResult(flops=flops, n_opt=n, d_opt=d, loss=loss, intervals=intervals, level=level)
+        thetas = b.thetas[np.all(np.isfinite(b.thetas), axis=1)]
+        ns, losses = optimum(fit, flops, thetas)
+        parameter = {"N_opt": b.interval(ns), "D_opt": b.interval(flops / (6.0 * ns)), "loss": b.interval(losses)}
+        parameter = {k: tuple(float(x) for x in v) for k, v in parameter.items()}
+        lo, hi = min(lo[0], parameter["loss"][0]), max(hi[0], parameter["loss"][1])
+    intervals = {"loss": (float(np.min(lo)), float(np.max(hi))),
+                 **{k: v for k, v in parameter.items() if k != "loss"}}
+    return PlanResult(flops=flops, n_opt=n, d_opt=d, loss=loss, intervals=intervals, level=level,
+                      parameter_intervals=parameter)
+
+
+@dataclass
+class PlannedRun:
+    size: object             # the registry's ModelSize
+    n: int                   # its N, counted as the fit's N column at the fit's vocabulary
+    seq_len: int
+    tokens: float            # tokens that spend the budget
+
+
+def planned_run(flops: float, n_opt: float, n_column: str, vocab_size: int, seq_len: int | None) -> PlannedRun:
+    """The registered size nearest N_opt and the tokens that spend `flops` on it."""
+    size, n = nearest_registered_size(n_opt, n_column, vocab_size, seq_len)
+    return PlannedRun(size=size, n=n, seq_len=seq_len or size.seq_len, tokens=planned_tokens(flops, n))
+
+
+def planned_tokens(flops: float, n: float) -> float:
+    """Tokens that spend `flops` on a model of n parameters, C = 6 N D (the law's own relation)."""
+    return flops / (6.0 * n)
 
 
 def nearest_registered_size(n: float, n_column: str, vocab_size: int, seq_len: int | None):
@@ -117,12 +141,12 @@ def nearest_registered_size(n: float, n_column: str, vocab_size: int, seq_len: i
 
 
 def experiment_config(*, size: str, seq_len: int, tokens: int, flops: float, global_batch_size: int | None,
-                      lr: float | None, num_nodes: int, devices: int, micro_batch_size: int, header: str) -> str:
+                      lr: float | None, nodes: int, devices: int, micro_batch_size: int, header: str) -> str:
     """A Hydra `# @package _global_` experiment config for the planned run (conf/experiment/).
 
-    The global batch is rounded up to a multiple of micro_batch_size x devices x num_nodes, which
+    The global batch is rounded up to a multiple of micro_batch_size x devices x nodes, which
     training requires."""
-    per_pass = micro_batch_size * devices * num_nodes
+    per_pass = micro_batch_size * devices * nodes
     if global_batch_size is None:
         global_batch_size = round(batch_tokens_for(flops) / seq_len)
     global_batch_size = int(max(1, math.ceil(global_batch_size / per_pass)) * per_pass)
@@ -132,7 +156,7 @@ def experiment_config(*, size: str, seq_len: int, tokens: int, flops: float, glo
         "budget": {"tokens": int(tokens)},
         "optim": {"lr": float(f"{lr if lr is not None else lr_for(flops):.3g}")},
         "trainer": {"global_batch_size": global_batch_size, "micro_batch_size": int(micro_batch_size),
-                    "num_nodes": int(num_nodes),
+                    "nodes": int(nodes),
                     "devices": int(devices), "precision": "bf16-mixed"},
     }
     comment = "".join(f"# {line}\n" for line in header.splitlines())

@@ -92,7 +92,8 @@ def isoflop(alloc: Allocation, n, flops, loss, groups) -> Figure:
 
 
 def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> Figure:
-    """The fitted law with its bootstrap band and the held-out points.
+    """The fitted law, its default band (holds when extrapolating), its parameter-only (bootstrap)
+    band and the held-out points.
 
     Laws of N and D are drawn along their compute-optimal frontier against C = 6 N D; laws of
     one input against that input."""
@@ -115,9 +116,16 @@ def law_fit(fit: Fit, held_X: dict | None = None, held_y=None) -> Figure:
             curves[:, j] = fit.law.predict_theta(thetas, {fit.law.inputs[0]: np.array([c])})[:, 0]
     label = "law at the compute-optimal N" if tradeoff else "law"
     ax.plot(grid, curves[0], color="navy", lw=1.6, label=label)
+    level = fit.bootstrap.level if fit.bootstrap is not None else 0.95
+    if fit.extrapolation is not None:
+        x = np.log10(grid) if fit.extrapolation.axis.startswith("log10") else -grid
+        half = fit.extrapolation.multiplier(level) * fit.extrapolation.sigma(x)
+        lo, hi = (curves[0] * np.exp(-half), curves[0] * np.exp(half)) if fit.law.space == "log" \
+            else (curves[0] - half, curves[0] + half)
+        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.25, label=f"{level:.0%} default (extrapolation) band")
     if fit.bootstrap is not None:
         lo, hi = fit.bootstrap.interval(curves[1:])
-        ax.fill_between(grid, lo, hi, color="navy", alpha=0.2, label=f"{fit.bootstrap.level:.0%} bootstrap band")
+        ax.fill_between(grid, lo, hi, color="navy", alpha=0.3, label=f"{level:.0%} parameter-only band")
     ax.set(xlabel="compute C = 6ND (FLOPs)" if tradeoff else fit.law.inputs[0], ylabel=fit.law.target,
            title=f"{fit.law.name}: {fit.law.formula}")
     if fit.law.space == "log":

@@ -1,4 +1,4 @@
-"""Study tables: load one (parquet or CSV), and pick out a law's inputs and target by column name.
+"""Study tables (read with lmlab.io.read_table): pick out a law's inputs and target by column name.
 
 Defaults are the runs table's names (`lmlab runs collect`); any table works with other names.
 Inputs a table lacks are derived when the standard relations allow (C = 6 N D, M = D / N,
@@ -7,7 +7,6 @@ Kaplan's S_min from steps, tokens per step and loss); the fit JSON records how e
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,39 +14,11 @@ import numpy as np
 import pandas as pd
 
 from lmlab.analysis.laws import Law, kaplan_s_min
-from lmlab.errors import DataError, FitError
+from lmlab.errors import FitError
 
 DEFAULT_COLUMNS = {"N": "n_params", "D": "tokens", "C": "flops_6n", "loss": "final_val_loss",
                    "y": None, "S": "steps"}
 KAPLAN_B_STAR, KAPLAN_ALPHA_B = 2.0e8, 0.21
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"table {str(path)!r} does not exist; expected a .parquet or .csv file")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise DataError(f"table {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
-
-
-def write_table(df: pd.DataFrame, path: str | Path) -> None:
-    """Write by suffix to a temporary file, then rename: a failed write leaves the old table intact."""
-    path = Path(path)
-    if path.suffix not in (".parquet", ".csv"):
-        raise DataError(f"output {str(path)!r} has suffix {path.suffix!r}; expected .parquet or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if path.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def curves_path(study_path: str | Path) -> Path:
@@ -71,10 +42,22 @@ def completed_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return df[keep], int((~keep).sum())
 
 
-def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+def column(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as floats (unparseable entries become NaN, which the fit then names)."""
     if name not in df.columns:
         raise FitError(f"column {name!r} is not in the table; available: {', '.join(map(str, df.columns))}")
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+
+
+def query_rows(df: pd.DataFrame, expr: str, flag: str) -> pd.DataFrame:
+    """The rows matching a pandas query; a bad expression or an empty result is one clear error."""
+    try:
+        out = df.query(expr)
+    except Exception as err:  # pandas raises many types for a bad expression
+        raise FitError(f"{flag} {expr!r} failed: {type(err).__name__}: {err}".splitlines()[0]) from None
+    if out.empty:
+        raise FitError(f"{flag} {expr!r} matches none of the {len(df)} rows; expected at least one")
+    return out
 
 
 def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData:
@@ -85,7 +68,7 @@ def law_data(df: pd.DataFrame, law: Law, columns: dict | None = None) -> LawData
         raise FitError(f"law {law.name!r} fits {law.target}; expected its column via --y-col")
     get, sources = _deriver(df, cols)
     X = {name: get(name) for name in law.inputs}
-    return LawData(X=X, y=_column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col})
+    return LawData(X=X, y=column(df, y_col), sources={**{k: sources[k] for k in law.inputs}, law.target: y_col})
 
 
 def standard_inputs(df: pd.DataFrame, columns: dict | None = None) -> dict:
@@ -119,9 +102,9 @@ def _deriver(df, cols):
 def _derive(key, df, cols, have, get, sources):
     """One input: its column when present, else the relation that gives it from others."""
     if key == "L":
-        return _column(df, cols["loss"]), cols["loss"]
+        return column(df, cols["loss"]), cols["loss"]
     if key in ("N", "D", "C") and cols[key] in have:
-        return _column(df, cols[key]), cols[key]
+        return column(df, cols[key]), cols[key]
     if key == "D" and cols["C"] in have:
         return get("C") / (6.0 * get("N")), f"{cols['C']} / (6 * {cols['N']})"
     if key == "C" and cols["D"] in have:
@@ -130,7 +113,7 @@ def _derive(key, df, cols, have, get, sources):
         d = get("D")
         return d / get("N"), f"({sources['D']}) / {cols['N']}"
     if key == "S_min":
-        steps, tokens, loss = _column(df, cols["S"]), get("D"), _column(df, cols["loss"])
+        steps, tokens, loss = column(df, cols["S"]), get("D"), column(df, cols["loss"])
         return (kaplan_s_min(steps, tokens / steps, loss, KAPLAN_B_STAR, KAPLAN_ALPHA_B),
                 f"S_min = {cols['S']} / (1 + B_crit({cols['loss']}) / B), B = tokens per step, "
                 f"B_crit(L) = {KAPLAN_B_STAR:g} / L^(1/{KAPLAN_ALPHA_B})")

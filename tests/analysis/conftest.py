@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-# CI clones the repo into another folder with a copy of shared/ beside it, as here.
-CHINCHILLA_DIR = REPO / ".." / "shared" / "data" / "chinchilla"
-CHINCHILLA_CSV = CHINCHILLA_DIR / "svg_extracted_data.csv"
 
 # A Chinchilla-like truth for generated data (close to the replication's fit).
 TRUTH = {"E": 1.82, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
@@ -19,10 +16,8 @@ TRUTH = {"E": 1.82, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 
 @pytest.fixture(scope="session")
 def chinchilla_csv() -> Path:
-    if not CHINCHILLA_CSV.exists():
-        pytest.fail(f"the shared Chinchilla data is missing: {CHINCHILLA_CSV.resolve()} (expected shared/ beside "
-                    f"the repository, as in CI)")
-    return CHINCHILLA_CSV
+    from lmlab.analysis.reference import chinchilla_path
+    return chinchilla_path()
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +65,20 @@ def curves_for(runs: pd.DataFrame, rng, points=40, noise=0.002, p=TRUTH) -> pd.D
                          "flops_6n": 6 * r.n_params * d,
                          "loss": chinchilla_loss(r.n_params, d, p) * np.exp(noise * rng.standard_normal())})
     return pd.DataFrame(rows)
+
+
+def cli_error(capsys, argv) -> str:
+    """Run `lmlab ARGV`, expect exit 2 with exactly one line `lmlab[ command]: error: ...`; return it."""
+    from lmlab.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse refuses a bad value before run() is called
+        code = exit_.code
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 2, (code, captured.out[-500:], err)
+    assert err.count("\n") == 1 and re.match(r"lmlab( [\w-]+)*: error: ", err), err
+    assert "Traceback" not in err + captured.out
+    return err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmlab.analysis.fit import bootstrap, fit_law, predict_interval
+from lmlab.analysis.fit import bootstrap, fit_law, parameter_interval
 from lmlab.analysis.laws import CHINCHILLA
 from lmlab.errors import FitError
 
@@ -27,7 +27,7 @@ def test_95_percent_intervals_cover_the_truth_about_95_percent_of_the_time():
         fit = fit_law(CHINCHILLA, {"N": N, "D": D}, y, starts=CHINCHILLA.from_params(TRUTH))
         boot = bootstrap(fit, 200, seed=i)
         intervals = boot.intervals(CHINCHILLA)
-        _, lo, hi = predict_interval(fit, N=np.array([N_PROBE]), D=np.array([D_PROBE]))
+        _, lo, hi = parameter_interval(fit, N=np.array([N_PROBE]), D=np.array([D_PROBE]))
         intervals["L_probe"] = (lo[0], hi[0])
         for k in hits:
             hits[k] += intervals[k][0] <= truth[k] <= intervals[k][1]
@@ -47,25 +47,27 @@ def test_intervals_shrink_with_less_noise():
     assert widths[1] < widths[0] / 2
 
 
-def test_single_run_interval_adds_the_scatter_of_runs():
+def test_default_interval_adds_the_scatter_of_runs_to_the_parameter_interval():
+    from lmlab.analysis.extrapolation import calibrate, honest_interval
+
     rng = np.random.default_rng(2)
     y = chinchilla_loss(N, D) * np.exp(0.01 * rng.standard_normal(len(N)))
     fit = fit_law(CHINCHILLA, {"N": N, "D": D}, y, starts=CHINCHILLA.from_params(TRUTH))
     bootstrap(fit, 300)
-    probe = {"N": N[:10], "D": D[:10]}
-    _, lo, hi = predict_interval(fit, **probe)
-    _, run_lo, run_hi = predict_interval(fit, single_run=True, **probe)
+    fit.extrapolation = calibrate(fit)
+    _, lo, hi = parameter_interval(fit, N=N, D=D)
+    _, run_lo, run_hi = honest_interval(fit, N=N, D=D)
     assert np.all(run_lo < lo) and np.all(run_hi > hi)
-    # about 95% of fresh runs fall inside the single-run interval
+    # about 95% of fresh runs fall inside the default interval, far fewer inside the parameter-only one
     fresh = chinchilla_loss(N, D) * np.exp(0.01 * rng.standard_normal(len(N)))
-    _, run_lo, run_hi = predict_interval(fit, single_run=True, N=N, D=D)
-    assert 0.85 <= np.mean((fresh >= run_lo) & (fresh <= run_hi)) <= 1.0
+    assert 0.88 <= np.mean((fresh >= run_lo) & (fresh <= run_hi)) <= 1.0
+    assert np.mean((fresh >= lo) & (fresh <= hi)) < 0.7
 
 
 def test_prediction_interval_needs_a_bootstrap():
     fit = fit_law(CHINCHILLA, {"N": N, "D": D}, chinchilla_loss(N, D), starts=CHINCHILLA.from_params(TRUTH))
     with pytest.raises(FitError, match="no bootstrap samples"):
-        predict_interval(fit, N=np.array([1e9]), D=np.array([1e10]))
+        parameter_interval(fit, N=np.array([1e9]), D=np.array([1e10]))
     with pytest.raises(FitError, match="at least 2 resamples"):
         bootstrap(fit, 1)
 

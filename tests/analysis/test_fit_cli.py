@@ -14,7 +14,7 @@ from lmlab.analysis.allocation import chinchilla_optimal
 from lmlab.cli import main
 
 from ..conftest import compose
-from .conftest import TRUTH, chinchilla_loss, curves_for, isoflop_runs
+from .conftest import TRUTH, chinchilla_loss, cli_error, curves_for, isoflop_runs
 
 CHINCHILLA_COLS = ["--n-col", "Model Size", "--c-col", "Training FLOP", "--loss-col", "loss", "--drop-highest-loss", "5"]
 
@@ -46,7 +46,7 @@ def test_fit_json_holds_law_params_intervals_data_and_diagnostics(chinchilla_fit
     assert doc["law"] == "chinchilla" and set(doc["params"]) == {"E", "A", "B", "alpha", "beta"}
     assert doc["params"]["alpha"] == pytest.approx(0.3473, rel=0.005)
     assert doc["columns"]["N"] == "Model Size" and doc["columns"]["D"] == "Training FLOP / (6 * Model Size)"
-    assert doc["data"]["n_points"] == 240 and len(doc["data"]["inputs"]["N"]) == 240
+    assert doc["points"]["n_points"] == 240 and len(doc["points"]["inputs"]["N"]) == 240
     assert doc["diagnostics"]["converged"] and doc["diagnostics"]["n_starts"] == 4500
     assert abs(doc["diagnostics"]["residuals"]["mean"]) < 0.01
     for key in ("E", "A", "B", "alpha", "beta", "a"):
@@ -75,7 +75,7 @@ def test_predict_prints_the_law_and_its_interval(chinchilla_fit_json, capsys):
 def test_plan_gives_the_closed_form_optimum_and_a_launchable_config(chinchilla_fit_json, tmp_path, capsys):
     fit_json = chinchilla_fit_json / "fit.json"
     conf = tmp_path / "experiment" / "planned.yaml"
-    assert main(["plan", str(fit_json), "--flops", "1e21", "--num-nodes", "2", "--devices", "8",
+    assert main(["plan", str(fit_json), "--flops", "1e21", "--nodes", "2", "--devices", "8",
                  "-o", str(conf)]) == 0
     out = capsys.readouterr().out
     p = json.loads(fit_json.read_text())["params"]
@@ -88,7 +88,7 @@ def test_plan_gives_the_closed_form_optimum_and_a_launchable_config(chinchilla_f
     cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=planned"])
     from lmlab.models.family import count_params, get_size, DEFAULT_VOCAB_SIZE
     size = get_size(cfg.model.size)
-    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.num_nodes == 2 and cfg.trainer.devices == 8
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.nodes == 2 and cfg.trainer.devices == 8
     assert cfg.trainer.global_batch_size % (8 * 2 * cfg.trainer.micro_batch_size) == 0
     n_size = count_params(size.config(DEFAULT_VOCAB_SIZE))["n_params"]
     assert cfg.budget.tokens == pytest.approx(1e21 / (6 * n_size), rel=1e-6)
@@ -113,7 +113,7 @@ def test_holdout_reports_predicted_vs_actual(study, tmp_path, capsys):
     held = doc["holdout"]["points"]
     biggest = runs[runs.n_params == runs.n_params.max()]
     assert {p["label"] for p in held} == set(biggest.run_id)
-    assert doc["data"]["n_points"] == len(runs) - len(biggest)
+    assert doc["points"]["n_points"] == len(runs) - len(biggest)
     for p in held:
         assert p["rel_error"] == pytest.approx((p["predicted"] - p["actual"]) / p["actual"])
         assert p["predicted"] == pytest.approx(chinchilla_loss(p["N"], p["D"]), rel=0.01)
@@ -126,8 +126,9 @@ def test_holdout_by_compute(study, tmp_path):
     doc = json.loads((tmp_path / "f.json").read_text())
     assert doc["holdout"]["summary"]["n_heldout"] == int((runs.flops_6n >= 1e20).sum())
     summary = doc["holdout"]["summary"]
-    assert summary["share_inside_interval"] <= summary["share_inside_run_interval"]
-    assert all(p["run_hi"] - p["run_lo"] > p["hi"] - p["lo"] > 0 for p in doc["holdout"]["points"])
+    assert summary["share_inside_parameter_interval"] <= summary["share_inside_interval"]
+    assert all(p["hi"] - p["lo"] >= p["param_hi"] - p["param_lo"] > 0 for p in doc["holdout"]["points"])
+    assert all(p["lo"] < p["predicted"] < p["hi"] for p in doc["holdout"]["points"])
 
 
 @pytest.mark.parametrize("method", [1, 2])
@@ -154,10 +155,7 @@ def test_plan_from_an_approach_2_fit_gives_the_allocation(study, tmp_path, capsy
 
 
 def _error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lmlab: error: ")
-    return err
+    return cli_error(capsys, argv)
 
 
 def test_bad_inputs_are_one_clear_line(study, tmp_path, capsys):
@@ -165,7 +163,7 @@ def test_bad_inputs_are_one_clear_line(study, tmp_path, capsys):
     out = tmp_path / "fit.json"
     out.write_text("precious")
     assert "column 'params' for input N is not in the table" in _error(capsys, ["fit", str(path), "--n-col", "params", "-o", str(out)])
-    assert "unknown law 'chinchila'" in _error(capsys, ["fit", str(path), "--law", "chinchila", "-o", str(out)])
+    assert "invalid choice: 'chinchila'" in _error(capsys, ["fit", str(path), "--law", "chinchila", "-o", str(out)])
     small = tmp_path / "small.csv"
     runs.head(3).to_csv(small, index=False)
     assert "5 parameters but only 3" in _error(capsys, ["fit", str(small), "-o", str(out)])
