@@ -118,8 +118,8 @@ def test_encryption_with_stage_snapshots_is_refused(jsonl, tmp_path, monkeypatch
 def test_a_missing_key_stops_prepare_in_one_line(jsonl, tmp_path):
     proc = run_cli(["-m", "lmlab.prepare", f"data_dir={tmp_path}", "source=local", f"source.paths=[{jsonl}]",
                     "source.name=tiny", "encrypt.key=env:LMLAB_NO_SUCH_KEY"])
-    assert proc.returncode == 2 and proc.stderr.strip() == (
-        "lmlab: error: encryption key env:LMLAB_NO_SUCH_KEY: environment variable LMLAB_NO_SUCH_KEY is not set; "
+    assert proc.returncode == 2 and "\n" not in proc.stderr.strip() and proc.stderr.strip().endswith(
+        "error: encryption key env:LMLAB_NO_SUCH_KEY: environment variable LMLAB_NO_SUCH_KEY is not set; "
         "expected 32 bytes as 64 hex digits or base64")
     assert not (tmp_path / "tiny").exists()
 
