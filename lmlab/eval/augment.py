@@ -26,7 +26,7 @@ def augment(ids: Sequence[int], seed: int, index: int, token_dropout: float = 0.
             max_span: int = 3, local_swaps: float = 0.0) -> list[int]:
     """ids with each token dropped with probability token_dropout, a span of 1..max_span tokens deleted
     at each position with probability span_deletion, and neighbours swapped with probability
-    local_swaps. Never returns an empty list (the first token is kept if all else went)."""
+    local_swaps (non-overlapping pairs). Never returns an empty list (the first token is kept if all else went)."""
     rng = np.random.default_rng([seed, index])
     ids = list(ids)
     keep = rng.random(len(ids)) >= token_dropout
@@ -35,7 +35,10 @@ def augment(ids: Sequence[int], seed: int, index: int, token_dropout: float = 0.
         keep[start:start + length] = False
     out = [t for t, k in zip(ids, keep) if k] or ids[:1]
     swaps = rng.random(len(out)) < local_swaps
-    for i in range(len(out) - 1):
-        if swaps[i]:
+    i = 0
+    while i < len(out) - 1:
+        if swaps[i]:  # pairs do not overlap, so no token moves more than one place
             out[i], out[i + 1] = out[i + 1], out[i]
+            i += 1
+        i += 1
     return out

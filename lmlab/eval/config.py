@@ -73,6 +73,45 @@ class InLoopConfig:
     batch_size: int = 64
 
 
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 2  # validations without improvement before stopping
+    min_delta: float = 0.0  # the least decrease of the validation loss that counts as one
+
+
+@dataclass
+class AugmentConfig:
+    token_dropout: float = 0.0
+    span_deletion: float = 0.0
+    max_span: int = 3
+    local_swaps: float = 0.0
+
+
+@dataclass
+class FinetuneConfig:
+    """`python -m lmlab.eval.finetune pretrained=<run dir> task=era`: a classification head on the final
+    hidden state of a pretrained run, trained on the task's labeled examples from the corpus's train
+    split, stopped early on its validation split, scored on the task itself (test split)."""
+    pretrained: Optional[str] = None  # a run directory: its config, tokenizer and last checkpoint
+    task: str = "era"  # conf/task/<name>.yaml (a classification task built from the corpus)
+    seed: int = 0
+    n_train: Optional[int] = 2000  # labeled examples drawn from the train split (null: all)
+    n_val: Optional[int] = 200  # from the validation split, for early stopping
+    max_epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    l1: float = 0.0  # L1 penalty on the matrices
+    dropout: Optional[float] = None  # null: the pretrained model's
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)  # intervals of the test metrics
+    runs_dir: str = "${oc.env:LMLAB_RUNS_DIR,runs}"
+    group: str = "finetune"
+    threads: Optional[int] = None
+    progress_bar: Optional[bool] = None
+
+
 def plain(cfg: Any) -> dict:
     from omegaconf import OmegaConf
 
@@ -113,6 +152,7 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
+    ConfigStore.instance().store(name="finetune_schema", node=FinetuneConfig)
 
 
 register()

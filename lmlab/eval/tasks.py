@@ -51,14 +51,20 @@ def build_task(cfg: dict, default_data_dir: str | Path | None = None) -> Task:
         data_dir = cfg.get("data_dir") or default_data_dir
         if data_dir is None:
             raise ConfigError(f"task {cfg['name']}: data_dir is not set and there is no run to take it from")
-        tok = corpus_tokenizer(data_dir)
-        docs = corpus.documents(data_dir, cfg["split"])
-        task = cloze_task(cfg, docs, tok) if cfg["kind"] == "cloze" else era_task(cfg, docs)
-        task.source = {"data_dir": str(data_dir), "split": cfg["split"], **task.source}
-        task.tokenizer_sha256 = tokenizer_sha256(tok)
+        task = corpus_task(cfg, data_dir, cfg["split"])
     if not len(task):
         raise DataError(f"task {cfg['name']}: no examples, expected at least one")
     return sample(task, cfg["n_examples"], cfg["seed"])
+
+
+def corpus_task(cfg: dict, data_dir: str | Path, split: str, allow_train: bool = False) -> Task:
+    """A cloze or era task from one split of a prepared corpus (the train split only for fine-tuning data)."""
+    tok = corpus_tokenizer(data_dir)
+    docs = corpus.documents(data_dir, split, allow_train)
+    task = cloze_task(cfg, docs, tok) if cfg["kind"] == "cloze" else era_task(cfg, docs)
+    task.source = {"data_dir": str(data_dir), "split": split, **task.source}
+    task.tokenizer_sha256 = tokenizer_sha256(tok)
+    return task
 
 
 def sample(task: Task, n: int | None, seed: int) -> Task:
