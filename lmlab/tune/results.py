@@ -113,9 +113,13 @@ def history_figure(table) -> Figure:
 
 def slices_figure(table) -> Figure:
     params = [c for c in table.columns if c.startswith("param.")]
-    fig = Figure(figsize=(3.2 * max(1, len(params)), 3.2))
-    axes = np.atleast_1d(fig.subplots(1, max(1, len(params)), sharey=True))
+    cols = min(4, max(1, len(params)))
+    rows = -(-max(1, len(params)) // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.0 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
     done = table[table["state"] == "complete"]
+    for ax in axes[len(params):]:
+        ax.set_visible(False)
     for ax, col in zip(axes, params):
         x = done[col]
         numeric = x.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
@@ -124,7 +128,8 @@ def slices_figure(table) -> Figure:
         if numeric and len(x) and (x > 0).all() and x.max() / x.min() > 20:
             ax.set_xscale("log")
         ax.set_xlabel(col.removeprefix("param."))
-    axes[0].set_ylabel("final validation loss")
+    for ax in axes[::cols]:
+        ax.set_ylabel("final validation loss")
     fig.suptitle("objective by parameter (colour: trial number)")
     return fig
 

