@@ -121,11 +121,11 @@ def data_vocab_size(cfg: Mapping) -> int:
 
 
 def accumulation_steps(trainer_cfg: Mapping) -> int:
-    per_pass = trainer_cfg["micro_batch_size"] * trainer_cfg["devices"] * trainer_cfg["num_nodes"]
+    per_pass = trainer_cfg["micro_batch_size"] * trainer_cfg["devices"] * trainer_cfg["nodes"]
     if trainer_cfg["global_batch_size"] % per_pass:
         raise ConfigError(
             f"trainer.global_batch_size={trainer_cfg['global_batch_size']} must be a multiple of "
-            f"micro_batch_size x devices x num_nodes = {per_pass}")
+            f"micro_batch_size x devices x nodes = {per_pass}")
     return trainer_cfg["global_batch_size"] // per_pass
 
 
@@ -136,7 +136,7 @@ _CHECKS = (
     ("trainer.global_batch_size", lambda v: v >= 1, "a positive integer"),
     ("trainer.micro_batch_size", lambda v: v >= 1, "a positive integer"),
     ("trainer.devices", lambda v: v >= 1, "a positive integer"),
-    ("trainer.num_nodes", lambda v: v >= 1, "a positive integer"),
+    ("trainer.nodes", lambda v: v >= 1, "a positive integer"),
     ("trainer.ckpt_every_steps", lambda v: v >= 1, "a positive integer (steps between checkpoints)"),
     ("trainer.log_every_steps", lambda v: v >= 1, "a positive integer"),
     ("trainer.val_milestones", lambda v: v >= 1, "a positive integer"),

@@ -30,8 +30,32 @@ def compose(overrides: list[str]):
     return compose_train(overrides)
 
 
-def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command of this venv (e.g. ["-m", "lmlab.train", ...]) and capture its output."""
+def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd=None,
+            **kwargs) -> subprocess.CompletedProcess:
+    """Run a command of this venv (e.g. ["-m", "lmlab.train", ...]) and capture its output. It runs in
+    a scratch directory (never the checkout), with lmlab's default data and runs directories there."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=full_env, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run([sys.executable, *args], cwd=cwd or os.environ["LMLAB_TEST_SCRATCH"], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+OUTPUT_DIRS = ("runs", "outputs", "multirun", "data", "studies")  # what lmlab writes by default, relative to cwd
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_into_the_checkout(tmp_path_factory):
+    """Tests write only to temporary directories: default data and runs directories point at a scratch
+    directory, and the session fails if the checkout gained any of lmlab's output directories."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    before = {d for d in OUTPUT_DIRS if (REPO / d).exists()}
+    saved = {k: os.environ.get(k) for k in ("LMLAB_TEST_SCRATCH", "LMLAB_RUNS_DIR", "LMLAB_DATA_DIR")}
+    os.environ.update(LMLAB_TEST_SCRATCH=str(scratch), LMLAB_RUNS_DIR=str(scratch / "runs"),
+                      LMLAB_DATA_DIR=str(scratch / "data"))
+    yield scratch
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    added = sorted({d for d in OUTPUT_DIRS if (REPO / d).exists()} - before)
+    assert not added, f"tests wrote {added} into the checkout {REPO}"

@@ -45,12 +45,12 @@ def launcher_params(config: DictConfig, required: list[str]) -> dict[str, Any]:
 
 def check_tasks_match_devices(params: dict, trainer: DictConfig) -> None:
     """Lightning's SLURM environment wants one task per device and the same node count as SLURM."""
-    devices, nodes = trainer.devices, trainer.num_nodes
+    devices, nodes = trainer.devices, trainer.nodes
     if params["tasks_per_node"] != devices:
         raise ConfigError(f"hydra.launcher.tasks_per_node={params['tasks_per_node']} but trainer.devices={devices}: "
                           "SLURM must start one task per device")
     if params["nodes"] != nodes:
-        raise ConfigError(f"hydra.launcher.nodes={params['nodes']} but trainer.num_nodes={nodes}: they must agree")
+        raise ConfigError(f"hydra.launcher.nodes={params['nodes']} but trainer.nodes={nodes}: they must agree")
     gpus = params.get("gpus_per_node")
     if trainer.accelerator == "gpu" and gpus != devices:
         raise ConfigError(f"hydra.launcher.gpus_per_node={gpus} but trainer.devices={devices} on accelerator gpu: "

@@ -22,7 +22,9 @@ log = logging.getLogger("lmlab.launch")
 
 def job_states(sweep_dir: Path) -> collections.Counter:
     """SLURM states of the sweep's submitted jobs; jobs SLURM no longer lists count as `finished`."""
-    jobs = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.is_dir() and p.name[0].isdigit()]
+    names = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.is_dir() and p.name[0].isdigit()]
+    # an array's parent folder (123) sits beside its tasks' (123_0, 123_1): it is not a job of its own
+    jobs = [n for n in names if not any(other.startswith(f"{n}_") for other in names)]
     if not jobs:
         return collections.Counter()
     out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(jobs), "-o", "%i %T"], capture_output=True, text=True,
@@ -51,7 +53,9 @@ class SweepProgress(Callback):
         self._stop.set()
 
     def _report(self, sweep_dir: Path) -> None:
-        while not self._stop.wait(self.every_s):
+        wait = min(5.0, self.every_s)  # the first line early, then every every_s seconds
+        while not self._stop.wait(wait):
+            wait = self.every_s
             try:
                 states = job_states(sweep_dir)
             except (OSError, subprocess.SubprocessError) as err:
@@ -60,3 +64,20 @@ class SweepProgress(Callback):
             if states:
                 summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
                 log.info("sweep %s: %d jobs: %s", sweep_dir, sum(states.values()), summary)
+
+
+class SweepSummary(Callback):
+    """At the end of a sweep, a table of its runs (state, loss, wall time, reason) and where they are."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from lmlab.runs.status import render, sweep_status
+
+        if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return  # a search: its sweeper reports its trials
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            status = sweep_status(sweep_dir)
+        except Exception as err:  # a sweep only its sweeper can expand (a search): nothing to tabulate
+            log.debug("no sweep summary for %s: %s", sweep_dir, err)
+            return
+        log.info("sweep done:\n%s", render(status))

@@ -33,9 +33,10 @@ OPTIONS = {  # key: (type, default, help)
     "signal_delay_s": (int, 120, "seconds before the time limit at which the run checkpoints"),
     "log_dir": (str, "runs/slurm-logs", "where the job's output goes"),
     "python": (str, sys.executable, "the Python that runs lmlab.train on the nodes"),
+    "config_dir": (str, None, "an extra training config directory (where `lmlab plan -o DIR/experiment/NAME.yaml` wrote)"),
 }
 TIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")
-SET_BY_RENDER = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator")
+SET_BY_RENDER = ("trainer.devices", "trainer.nodes", "trainer.accelerator")
 
 
 def load_options(config: Path | None, cli: dict) -> dict:
@@ -75,6 +76,13 @@ def check_options(opts: dict) -> dict:
             raise ConfigError(f"training override {o!r}: expected key=value")
         if o.split("=", 1)[0].lstrip("+~") in SET_BY_RENDER:
             raise ConfigError(f"training override {o!r}: {', '.join(SET_BY_RENDER)} follow --nodes/--gpus-per-node")
+    if opts["config_dir"] is not None:
+        opts["config_dir"] = str(Path(opts["config_dir"]).resolve())
+        if not Path(opts["config_dir"]).is_dir():
+            raise ConfigError(f"launch config_dir={opts['config_dir']}: no such directory")
+    from lmlab.train.config import compose_train
+
+    compose_train(opts["overrides"], [opts["config_dir"]] if opts["config_dir"] else [])  # fails here, in one line
     return opts
 
 
@@ -85,9 +93,10 @@ def render_script(opts: dict) -> str:
     resources += [f"--gpus-per-node={gpus}"] if gpus else []
     resources += [f"--mem={opts['mem_gb']}G"] if opts["mem_gb"] else []
     resources += [f"--{k}={opts[k]}" for k in ("partition", "account", "qos") if opts[k]]
-    train = [opts["python"], "-u", "-m", "lmlab.train", *opts["overrides"],
+    config_dir = ["--config-dir", opts["config_dir"]] if opts["config_dir"] else []
+    train = [opts["python"], "-u", "-m", "lmlab.train", *config_dir, *opts["overrides"],
              f"trainer.accelerator={'gpu' if gpus else 'cpu'}", f"trainer.devices={tasks}",
-             f"trainer.num_nodes={opts['nodes']}"]
+             f"trainer.nodes={opts['nodes']}"]
     fill = {
         "NAME": opts["name"], "NODES": str(opts["nodes"]), "TASKS": str(tasks), "TIME": opts["time"],
         "RESOURCES": "".join(f"#SBATCH {r}\n" for r in resources), "LOGDIR": opts["log_dir"],

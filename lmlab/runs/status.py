@@ -31,6 +31,8 @@ class RunState:
     state: str  # completed | running | failed | missing
     reason: str | None = None
     overrides: list[str] = field(default_factory=list)  # the sweep job's overrides (empty for a found run)
+    loss: float | None = None  # final validation loss of a completed run
+    wall_s: float | None = None
 
 
 @dataclass
@@ -93,13 +95,13 @@ def _runs_dir_of(sweep_dir: Path, sweep_pattern: str) -> Path | None:
 
 def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) -> Path:
     """Compose one job's config as training would; its directory comes from the run spec."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
 
     from lmlab.runspec import plain, run_location
-    from lmlab.train.config import register
+    from lmlab.train.config import hydra_context, register
 
     register()  # the schema the train config composes onto
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+    with hydra_context(Path(config_dir)):
         cfg = compose(config_name=config_name, overrides=overrides)
     return run_location(plain(cfg))[1]
 
@@ -114,10 +116,15 @@ def rerun_overrides(run_dir: Path) -> list[str]:
 
     config = load_config(run_dir)
     defaults = plain(compose_train([]))
+    foreign = sorted(set(config) - set(defaults))
+    if foreign:
+        raise ConfigError(f"{run_dir}/config.yaml holds key(s) {', '.join(foreign)} that lmlab's training config "
+                          f"does not have: refusing to rerun from it")
     overrides = [f"{key}={_override_value(key, value)}" for key, value in _leaves(config)
-                 if key != "paths.data_dir" and _lookup(defaults, key) != value]
-    if "paths.runs_dir" not in (o.split("=", 1)[0] for o in overrides):
-        overrides.append(f"paths.runs_dir={_override_value('paths.runs_dir', config['paths']['runs_dir'])}")
+                 if key != "paths.runs_dir" and _lookup(defaults, key) != value]
+    # where the run is now, so the command works from any directory
+    runs_dir = run_dir.resolve().parents[len(str(config["run"]["group"]).split("/"))]
+    overrides.append(f"paths.runs_dir={_override_value('paths.runs_dir', str(runs_dir))}")
     try:
         composed = plain(compose_train(overrides))
     except Exception as err:
@@ -216,7 +223,7 @@ def run_state(run_dir: Path, overrides: list[str]) -> RunState:
     result = rec.result()
     if result is not None:
         return RunState(name, "completed" if result["status"] == "completed" else "failed", result.get("reason"),
-                        overrides)
+                        overrides, result.get("final_val_loss"), result.get("wall_s"))
     status = rec.status()
     if status is None:
         return RunState(name, "missing", None, overrides)
@@ -254,7 +261,13 @@ def sweep_status(directory: Path) -> SweepStatus:
 
 def render(status: SweepStatus) -> str:
     width = max(len(r.run_id) for r in status.runs)
-    lines = [f"{r.run_id:<{width}}  {r.state:<9}  {r.reason or ''}".rstrip() for r in status.runs]
+
+    def cell(value, fmt, unit=""):
+        return format(value, fmt) + unit if value is not None else "-"
+
+    lines = [f"{'run':<{width}}  {'state':<9}  {'val loss':>8}  {'wall':>7}  reason"]
+    lines += [f"{r.run_id:<{width}}  {r.state:<9}  {cell(r.loss, '8.4f'):>8}  {cell(r.wall_s, '.0f', 's'):>7}  "
+              f"{r.reason or ''}".rstrip() for r in status.runs]
     counts = ", ".join(f"{status.count(s)} {s}" for s in STATES)
     lines += ["", f"{status.directory}: {len(status.runs)} expected: {counts}"]
     commands = status.rerun_commands()

@@ -7,6 +7,7 @@ at compose time, naming the key.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -114,7 +115,7 @@ class TrainerConfig:
     micro_batch_size: int = 16  # sequences per device per forward pass
     accelerator: str = "auto"
     devices: int = 1
-    num_nodes: int = 1
+    nodes: int = 1  # the same name as hydra.launcher.nodes and `lmlab plan|launch render --nodes`
     precision: str = "32"  # 32 | bf16-mixed (checked when the run starts)
     compile: bool = False
     threads: Optional[int] = None  # torch CPU threads; null: torch's default
@@ -163,11 +164,11 @@ def compose_train(overrides: list[str] = (), config_dirs: list[str] = ()) -> Dic
     """conf/train.yaml with overrides, as `lmlab-train` would compose it (for notebooks and tests).
     config_dirs: extra config directories searched after lmlab's own (lmlab-train --config-dir).
     A config that does not compose is one ConfigError line."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
 
     search = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"] if config_dirs else []
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with hydra_context(CONF_DIR):
             return compose(config_name="train", overrides=[*overrides, *search])
     except Exception as err:  # Hydra's and OmegaConf's many kinds: one line that names the key
         from hydra.errors import HydraException
@@ -176,6 +177,20 @@ def compose_train(overrides: list[str] = (), config_dirs: list[str] = ()) -> Dic
         if isinstance(err, (HydraException, OmegaConfBaseException)):
             raise ConfigError(composition_error_line(err)) from None
         raise
+
+
+@contextlib.contextmanager
+def hydra_context(config_dir: Path):
+    """Hydra initialised on config_dir, unless this process is inside a Hydra app already (a sweep's end
+    callback, a sweeper), whose own initialisation then serves."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield
+    else:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            yield
 
 
 def composition_error_line(err: BaseException) -> str:

@@ -149,9 +149,9 @@ class Run:
             from lightning.pytorch.plugins.environments import SLURMEnvironment
 
             plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues, not Lightning
-        distributed = t["devices"] * t["num_nodes"] > 1
+        distributed = t["devices"] * t["nodes"] > 1
         return L.Trainer(
-            accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"],
+            accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["nodes"],
             strategy="ddp" if distributed else "auto", precision=t["precision"],
             max_steps=self.plan.steps, max_epochs=-1, accumulate_grad_batches=self.spec.accumulation,
             limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False,

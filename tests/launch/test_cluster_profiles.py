@@ -30,14 +30,14 @@ def test_local_runs_in_this_process():
 
 def test_local_parallel_uses_submitit_processes():
     hydra, _ = launcher("cluster=local_parallel")
-    assert hydra.launcher._target_.endswith("submitit_launcher.LocalLauncher")
+    assert hydra.launcher._target_.endswith("lmlab_submitit_launcher.TolerantLocalLauncher")
 
 
 def test_slurm_starts_one_task_per_device_and_checks_before_submitting():
-    hydra, cfg = launcher("cluster=slurm", "trainer.devices=4", "trainer.num_nodes=2",
+    hydra, cfg = launcher("cluster=slurm", "trainer.devices=4", "trainer.nodes=2",
                           "hydra.launcher.partition=gpu", "hydra.launcher.account=lab")
     params = OmegaConf.to_container(hydra.launcher, resolve=True)
-    assert params["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert params["_target_"].endswith("lmlab_submitit_launcher.TolerantSlurmLauncher")
     assert params["tasks_per_node"] == 4 and params["nodes"] == 2
     assert params["partition"] == "gpu" and params["account"] == "lab"
     assert params["max_num_timeout"] > 0  # a time-out requeues the run instead of failing it

@@ -25,7 +25,7 @@ def test_a_multi_node_gpu_script_starts_one_task_per_gpu_and_requeues_on_usr2(tm
         assert line in text, line
     [srun] = [line for line in text.splitlines() if line.startswith("srun ")]
     assert "-m lmlab.train model.size=1.1b budget.flops=1e21" in srun
-    assert "trainer.accelerator=gpu trainer.devices=8 trainer.num_nodes=4" in srun
+    assert "trainer.accelerator=gpu trainer.devices=8 trainer.nodes=4" in srun
     assert subprocess.run(["bash", "-n", str(tmp_path / "run.sbatch")]).returncode == 0  # valid shell
 
 
