@@ -22,17 +22,22 @@ import pandas as pd
 
 from lmlab.errors import ConfigError
 
-COLUMNS = ("n", "lr", "loss")
+def lr_scan(centre: float, points: int = 5, factor: float = 2.0) -> list[float]:
+    """A rung's tuning budget: `points` learning rates a `factor` apart, centred on the transferred value."""
+    return [centre * factor ** (i - (points - 1) / 2) for i in range(points)]
 
 
-def check_rungs(scans: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
-    """scans: one row per run with columns n, lr, loss (NaN: diverged). Returns one row per rung:
-    n, best_lr, best_loss, scanned, edge ('', 'lowest' or 'highest'), frontier_loss, excess,
-    above_frontier, flag (a sentence, empty when the rung looks tuned)."""
-    missing = [c for c in COLUMNS if c not in scans.columns]
+def check_rungs(runs: pd.DataFrame, tolerance: float = 0.02, n: str = "n_params", lr: str = "lr",
+                loss: str = "final_val_loss") -> pd.DataFrame:
+    """runs: one row per run (a study table from `lmlab runs collect`, or any table naming its
+    columns n, lr, loss; a NaN loss is a diverged run). Returns one row per rung: n, best_lr,
+    best_loss, scanned, edge ('', 'lowest' or 'highest'), frontier_loss, excess, above_frontier,
+    flag (a sentence, empty when the rung looks tuned)."""
+    missing = [c for c in (n, lr, loss) if c not in runs.columns]
     if missing:
-        raise ConfigError(f"rung scans: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-    rungs = [_best(n, group) for n, group in scans.groupby("n", sort=True)]
+        raise ConfigError(f"rung scans: missing column(s) {', '.join(missing)}; expected columns {n}, {lr}, {loss}")
+    scans = runs[[n, lr, loss]].set_axis(["n", "lr", "loss"], axis=1).astype(float)
+    rungs = [_best(size, group) for size, group in scans.groupby("n", sort=True)]
     table = pd.DataFrame(rungs)
     table["frontier_loss"] = [_frontier(table, i) for i in range(len(table))]
     table["excess"] = table["best_loss"] / table["frontier_loss"] - 1

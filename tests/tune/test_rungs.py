@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lmlab.errors import ConfigError
-from lmlab.tune.rungs import check_rungs
+from lmlab.tune.rungs import check_rungs as check_runs, lr_scan
 
 SIZES = [1e5, 3e5, 1e6, 3e6, 1e7]
 
@@ -20,9 +20,13 @@ def best_lr(n):
     return 3e-3 * (n / 1e6) ** (-1 / 3)
 
 
+def check_rungs(scans):
+    return check_runs(scans, n="n", lr="lr", loss="loss")
+
+
 def scan(n, centre, penalty=0.0):
     """Five learning rates a factor 2 apart around `centre`."""
-    lrs = centre * 2.0 ** np.arange(-2, 3)
+    lrs = np.array(lr_scan(centre))
     loss = frontier(n) * (1 + penalty) + 0.02 * np.log2(lrs / best_lr(n)) ** 2
     return pd.DataFrame({"n": n, "lr": lrs, "loss": loss})
 
@@ -59,6 +63,12 @@ def test_a_diverged_rate_above_the_best_brackets_the_optimum():
     assert table.loc[1, "edge"] == "" and table.loc[1, "flag"] == ""
 
 
-def test_a_scan_without_a_loss_column_is_one_error():
-    with pytest.raises(ConfigError, match="missing column"):
-        check_rungs(pd.DataFrame({"n": [1.0], "lr": [1e-3]}))
+def test_a_study_table_is_read_by_its_column_names_and_a_missing_one_is_one_error():
+    runs = ladder().rename(columns={"n": "n_params", "loss": "final_val_loss"})  # as `lmlab runs collect` names them
+    assert check_runs(runs)["flag"].tolist() == [""] * 5
+    with pytest.raises(ConfigError, match="missing column.*final_val_loss"):
+        check_runs(runs.drop(columns="final_val_loss"))
+
+
+def test_a_scan_is_centred_on_the_transferred_value():
+    assert lr_scan(1e-3) == pytest.approx([2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3])
