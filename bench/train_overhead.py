@@ -27,7 +27,7 @@ from lmlab.data.shards import open_split
 from lmlab.models.family import flops_per_token_6n, resolve_config
 from lmlab.models.gpt import GPT
 from lmlab.io import read_jsonl
-from lmlab.train.config import compose_train
+from lmlab.config import compose_train
 from lmlab.train.run import Run
 from lmlab.train.schedules import lr_lambda
 from lmlab.train.throughput import measure_cpu_matmul_flops

@@ -31,7 +31,7 @@ def curve_figure(metrics_path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     from lmlab.analysis.plots import save_figure
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
     from lmlab.train.run import Run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)

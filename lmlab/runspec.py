@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from lmlab.errors import ConfigError, DataError
 from lmlab.models.config import GPTConfig
 from lmlab.models.family import count_params, flops_per_token_6n, flops_per_token_exact, resolve_config
-from lmlab.train.budget import BudgetPlan, budget_tag, plan_budget
+from lmlab.budget import BudgetPlan, budget_tag, plan_budget
 
 COMPUTE = "flops_6n"  # the run-record field that holds C, the one unit of compute
 PRECISIONS = ("32", "bf16-mixed")

@@ -25,7 +25,7 @@ def data_root(tmp_path_factory) -> Path:
 
 def compose(overrides: list[str]):
     """conf/train.yaml with overrides, as lmlab-train composes it."""
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
 
     return compose_train(overrides)
 

@@ -370,7 +370,8 @@ def allocation_columns(args, df):
 def _fit_allocation(args, df, notes, log) -> dict:
     """Approaches 1 and 2: N_opt(C) and D_opt(C) power laws, no loss law."""
     from lmlab.analysis.approaches import allocation_warnings, bootstrap_allocation, isoflop_groups
-    from lmlab.analysis.study import column, curves_path
+    from lmlab.analysis.study import column
+    from lmlab.runs.collect import curves_path
     from lmlab.io import read_table
 
     if args.method == 2:

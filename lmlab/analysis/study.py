@@ -21,12 +21,6 @@ DEFAULT_COLUMNS = {"N": "n_params", "D": "tokens", "C": "flops_6n", "loss": "fin
 KAPLAN_B_STAR, KAPLAN_ALPHA_B = 2.0e8, 0.21
 
 
-def curves_path(study_path: str | Path) -> Path:
-    """Where the long-form curves table of a study lives: study.parquet -> study.curves.parquet."""
-    path = Path(study_path)
-    return path.with_name(f"{path.stem}.curves{path.suffix}")
-
-
 @dataclass
 class LawData:
     X: dict                  # law input name -> values

@@ -24,7 +24,7 @@ from typing import Any
 
 from lmlab.errors import ConfigError
 from lmlab.runspec import COMPUTE
-from lmlab.train.budget import CHINCHILLA_TOKENS_PER_PARAM
+from lmlab.budget import CHINCHILLA_TOKENS_PER_PARAM
 
 REPO_CONF = Path(__file__).resolve().parents[2] / "conf" / "ladder"
 
@@ -147,7 +147,7 @@ def size_config(ladder: dict, size: str, batch: int | None = None, lr: float | N
     """The training config of one size composed as its launch command composes it (each run then sets
     its own budget and seed)."""
     from lmlab.runspec import plain
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
 
     return plain(compose_train(size_overrides(ladder, size, batch, lr)))
 

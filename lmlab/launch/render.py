@@ -80,7 +80,7 @@ def check_options(opts: dict) -> dict:
         opts["config_dir"] = str(Path(opts["config_dir"]).resolve())
         if not Path(opts["config_dir"]).is_dir():
             raise ConfigError(f"launch config_dir={opts['config_dir']}: no such directory")
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
 
     compose_train(opts["overrides"], [opts["config_dir"]] if opts["config_dir"] else [])  # fails here, in one line
     return opts

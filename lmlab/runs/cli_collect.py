@@ -14,9 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmlab.analysis.study import curves_path
     from lmlab.io import check_table_path, write_table
-    from lmlab.runs.collect import collect
+    from lmlab.runs.collect import collect, curves_path
 
     check_table_path(args.output)  # before any work
     runs, curves = collect(args.dirs)

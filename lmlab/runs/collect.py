@@ -19,6 +19,12 @@ ENV_KEYS = ("git_commit", "git_dirty", "host")
 CURVE_KEYS = ("step", "tokens", "flops_6n", "flops_exact", "elapsed_s")
 
 
+def curves_path(study_path: str | Path) -> Path:
+    """Where the long-form curves table of a study lives: study.parquet -> study.curves.parquet."""
+    path = Path(study_path)
+    return path.with_name(f"{path.stem}.curves{path.suffix}")
+
+
 def find_run_dirs(paths) -> list[Path]:
     """Every run directory at or under the given paths, once each, in a stable order."""
     from lmlab.errors import DataError

@@ -98,7 +98,7 @@ def expected_run_dir(config_dir: str, config_name: str, overrides: list[str]) ->
     from hydra import compose
 
     from lmlab.runspec import plain, run_location
-    from lmlab.train.config import hydra_context, register
+    from lmlab.config import hydra_context, register
 
     register()  # the schema the train config composes onto
     with hydra_context(Path(config_dir)):
@@ -112,7 +112,7 @@ def rerun_overrides(run_dir: Path) -> list[str]:
     that could name callables). Checked: composing them lands in the same run directory."""
     from lmlab.runs.load import load_config
     from lmlab.runspec import plain, run_location
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
 
     config = load_config(run_dir)
     defaults = plain(compose_train([]))

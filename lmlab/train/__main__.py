@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lmlab.train.config import CONF_DIR  # importing it registers the schema in Hydra's ConfigStore
+from lmlab.config import CONF_DIR  # importing it registers the schema in Hydra's ConfigStore
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab.train")
@@ -54,7 +54,7 @@ def check_composes(argv: list[str]) -> None:
     from hydra._internal.utils import get_args_parser
 
     from lmlab.runs.status import expand_sweep
-    from lmlab.train.config import compose_train
+    from lmlab.config import compose_train
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_name or args.config_path:

@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import lmlab.train.config  # noqa: F401
+import lmlab.config  # noqa: F401
 from tests.conftest import CONF, REPO
 
 

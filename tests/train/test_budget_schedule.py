@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lmlab.errors import ConfigError
-from lmlab.train.budget import plan_budget
+from lmlab.budget import plan_budget
 from lmlab.train.schedules import lr_lambda
 
 NONE = {"tokens": None, "chinchilla_multiple": None, "flops": None}

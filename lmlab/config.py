@@ -157,7 +157,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_train(overrides: list[str] = (), config_dirs: list[str] = ()) -> DictConfig:
