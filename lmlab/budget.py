@@ -15,7 +15,7 @@ class BudgetPlan:
     tokens: int  # tokens actually trained: steps * tokens_per_step
     steps: int
     tokens_per_step: int
-    tag: str  # short label for run ids, e.g. "t1.0M", "cx1", "f1e15"
+    tag: str  # short label for run ids, e.g. "t1M", "cx1", "f1e15"
 
 
 def _tag_tokens(tokens: float) -> str:
