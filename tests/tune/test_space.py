@@ -73,3 +73,26 @@ def test_bad_sweeper_settings_name_the_key(change, message):
 def test_an_unknown_sampler_is_one_line():
     with pytest.raises(ConfigError, match="hydra.sweeper.sampler: cannot build 'optuna.samplers.NoSuch'"):
         make_sampler({"_target_": "optuna.samplers.NoSuch"}, {})
+
+
+@pytest.mark.parametrize("name", ["grid", "random", "tpe", "gp"])
+def test_every_shipped_search_composes_and_builds_its_sampler_pruner_and_space(name):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lmlab.config import CONF_DIR
+    from lmlab.tune.study import pruner_from
+    from lmlab.tune.sweep import split_arguments
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_.endswith("LmlabOptunaSweeper")
+    s = settings(OmegaConf.to_container(cfg.hydra.sweeper, resolve=True))
+    space, fixed = split_arguments(s["params"], [])
+    assert fixed == [] and {"optim.lr", "schedule"} <= set(space)
+    sampler, pruner = make_sampler(s["sampler"], space), pruner_from(s["pruner"])
+    assert type(sampler).__name__ == {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler",
+                                      "gp": "GPSampler"}[name]
+    assert type(pruner).__name__ == {"grid": "NopPruner", "random": "SuccessiveHalvingPruner",
+                                     "tpe": "MedianPruner", "gp": "MedianPruner"}[name]
+    assert s["study_name"] == cfg.run.group == f"search-{name}"
