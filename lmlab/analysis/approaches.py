@@ -80,13 +80,14 @@ def approach2(n, flops, loss, groups=None, rtol: float = 0.1, window: float | No
             continue
         x_min = -p1 / (2 * p2)
         inside = bool(np.log(n[sel]).min() <= x_min <= np.log(n[sel]).max())
-        rows.append((budget, float(np.exp(x_min)), float(p0 - p1 * p1 / (4 * p2)), [float(p2), float(p1), float(p0)], inside))
+        rows.append((budget, float(np.exp(x_min)), float(p0 - p1 * p1 / (4 * p2)), [float(p2), float(p1), float(p0)], inside,
+                     int(sel.sum())))
     if len(rows) < 2:
         raise FitError(f"approach 2 needs at least 2 IsoFLOP groups with >= {MIN_SIZES_PER_ISOFLOP} sizes and a "
                        f"minimum, found {len(rows)} (groups skipped: {skipped})")
     budgets, n_opt, l_min = (np.array([r[i] for r in rows]) for i in range(3))
     d_opt = budgets / (6.0 * n_opt)
-    details = {"parabolas": [{"C": r[0], "coefs": r[3], "minimum_inside_range": r[4]} for r in rows],
+    details = {"parabolas": [{"C": r[0], "coefs": r[3], "minimum_inside_range": r[4], "n_runs": r[5]} for r in rows],
                "skipped": skipped, "window": window}
     return Allocation(2, fit_power_law(budgets, n_opt), fit_power_law(budgets, d_opt), budgets, n_opt, d_opt,
                       l_min, details)

@@ -118,8 +118,11 @@ def cuts(x: np.ndarray, n_free: int) -> list[float]:
     return ok
 
 
-def calibrate(fit: Fit, *, max_iter: int = 1000) -> Calibration:
-    """Backtest the fit along its scale axis and return the calibration of its intervals."""
+def calibrate(fit: Fit, *, max_iter: int = 1000, grid_starts: int = GRID_STARTS) -> Calibration:
+    """Backtest the fit along its scale axis and return the calibration of its intervals.
+
+    Each backtest starts from the fit's local minima and `grid_starts` evenly spread starts of the
+    law's grid (a fresh full grid per backtest would cost as much as the fit, for the same answer)."""
     x, name = axis(fit.law, fit.X)
     base = Calibration(axis=name, x_min=float(x.min()), x_max=float(x.max()), sigma0=scatter(fit), kappa=None)
     at = cuts(x, fit.n_free)
@@ -129,7 +132,7 @@ def calibrate(fit: Fit, *, max_iter: int = 1000) -> Calibration:
         return base
     level_x = np.round(x, LEVEL_DECIMALS)
     train = np.array([level_x <= c for c in at])
-    thetas = _refit(fit, train * fit.row_weights, max_iter)
+    thetas = _refit(fit, train * fit.row_weights, max_iter, grid_starts)
     errors, dists, backtests = [], [], []
     for k, c in enumerate(at):
         test = ~train[k]
@@ -154,10 +157,10 @@ def calibrate(fit: Fit, *, max_iter: int = 1000) -> Calibration:
     return base
 
 
-def _refit(fit: Fit, weights: np.ndarray, max_iter: int) -> np.ndarray:
+def _refit(fit: Fit, weights: np.ndarray, max_iter: int, grid_starts: int) -> np.ndarray:
     """The law refitted under each weight row, from the fit's minima and a share of its grid."""
     grid = fit.law.start_grid(fit.X, fit.y)
-    grid = grid[np.unique(np.linspace(0, len(grid) - 1, min(GRID_STARTS, len(grid))).astype(int))]
+    grid = grid[np.unique(np.linspace(0, len(grid) - 1, min(grid_starts, len(grid))).astype(int))]
     starts = np.vstack([fit.minima if fit.minima is not None else fit.theta[None], grid])[:, fit.free]
     starts = np.unique(starts, axis=0)
     k, s = len(weights), len(starts)

@@ -158,7 +158,7 @@ def fit_law(law: Law | str, X: dict, y, *, starts: np.ndarray | None = None, del
     with np.errstate(all="ignore"):
         res = minimize_batch(fun, starts, max_iter=max_iter)
     x_full = expand(res.x)
-    order = _admissible_order(law, x_full, res.fun, len(starts))
+    order = _admissible_order(law, x_full, res.fun, res.converged, len(starts))
     best = order[0]
     same = np.abs(res.fun[order] - res.fun[best]) <= SAME_OPTIMUM_RTOL * max(abs(res.fun[best]), 1e-300)
     converged = bool(res.converged[best] or res.converged[order[same]].any())
@@ -180,13 +180,15 @@ def _admissible(law: Law, x: np.ndarray, fun: np.ndarray) -> np.ndarray:
     return ok
 
 
-def _admissible_order(law, x, fun, n_starts) -> np.ndarray:
-    """Indices of the finite, positive-exponent results, best first; one clear error when none is."""
+def _admissible_order(law, x, fun, converged, n_starts) -> np.ndarray:
+    """Indices of the finite, positive-exponent results, best first. One clear error when none is,
+    or when only starts that never converged are (drifting towards an exponent of 0) while others
+    converge to a non-positive exponent."""
     finite = np.isfinite(fun)
     if not finite.any():
         raise FitError(f"law {law.name!r}: every one of {n_starts} starts diverged; expected a finite objective")
     ok = _admissible(law, x, fun)
-    if not ok.any():
+    if not ok.any() or (not (ok & converged).any() and (finite & ~ok & converged).any()):
         best = np.flatnonzero(finite)[np.argmin(fun[finite])]
         shown = ", ".join(f"{k} = {x[best, law.theta_names.index(k)]:.3g}" for k in law.positive_theta)
         raise FitError(f"law {law.name!r}: no start ends with positive exponents (the best fit has {shown}); "

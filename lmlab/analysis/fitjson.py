@@ -14,6 +14,7 @@ group under `groups`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,8 @@ def fit_from_doc(doc: dict) -> Fit:
               status=diag["status"], n_starts=diag["n_starts"], n_at_optimum=diag["n_starts_at_optimum"],
               grad_max=diag["grad_max"],
               X={k: np.asarray(v, dtype=float) for k, v in data["inputs"].items()},
-              y=np.asarray(data["target"]["values"], dtype=float), delta=doc["huber_delta"],
+              y=np.asarray(data["target"]["values"], dtype=float),
+              delta=math.inf if doc["huber_delta"] is None else doc["huber_delta"],  # JSON holds no inf
               columns=doc.get("columns", {}), weights=None if weights is None else np.asarray(weights, dtype=float),
               over_penalty=options.get("over_penalty", 1.0), fixed=options.get("pinned", {}))
     if "bootstrap" in doc:

@@ -56,7 +56,7 @@ def ladder(rng: np.random.Generator, truth: dict | None = None, budgets=None, si
 
 
 def score_intervals(runs: pd.DataFrame, *, level: float = 0.95, n_resamples: int = 0, starts=None,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, grid_starts: int | None = None) -> dict:
     """Fit on every budget but the largest; for the largest budget's runs, whether the default
     (extrapolation) and the parameter-only intervals hold the actual loss, and their half-widths
     relative to the prediction."""
@@ -68,7 +68,7 @@ def score_intervals(runs: pd.DataFrame, *, level: float = 0.95, n_resamples: int
     X = {"N": runs["n_params"].to_numpy(), "D": runs["tokens"].to_numpy()}
     y = runs["final_val_loss"].to_numpy()
     fit = fit_law("chinchilla", {k: v[~held] for k, v in X.items()}, y[~held], starts=starts)
-    fit.extrapolation = calibrate(fit)
+    fit.extrapolation = calibrate(fit) if grid_starts is None else calibrate(fit, grid_starts=grid_starts)
     probe = {k: v[held] for k, v in X.items()}
     out = {}
     if n_resamples:
