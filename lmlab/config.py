@@ -8,6 +8,7 @@ at compose time, naming the key.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -204,6 +205,49 @@ def composition_error_line(err: BaseException) -> str:
         options = [line.strip() for line in lines[start:] if line.startswith("\t") and "=" not in line]
         why = f"expected one of {', '.join(options)}"
     return f"{first}: {why}" if why else first
+
+
+def expand_sweep(task_overrides: list[str]) -> list[list[str]]:
+    """The job override lists of a Hydra basic sweep, in Hydra's order (cartesian product)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(task_overrides)
+    choices = []
+    for o in parsed:
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices.append([f"{key}={v}" for v in values])
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def check_command_line(argv: list[str], compose_fn, prog: str) -> None:
+    """Compose every job of a Hydra command line before Hydra does, so that a misspelt key or a wrong
+    type is one line naming it (`prog: error: ...`, exit 2); HYDRA_FULL_ERROR=1 leaves it to Hydra's
+    own message. compose_fn(overrides, config_dirs) composes one job. Sweeps that only a sweeper can
+    expand (search spaces) are left to it."""
+    import os
+    import sys
+
+    from hydra._internal.utils import get_args_parser
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_name or args.config_path:
+        return
+    try:
+        jobs = expand_sweep(args.overrides) if args.multirun else [args.overrides]
+    except Exception:
+        return
+    for job in jobs[:MAX_CHECKED_JOBS]:
+        try:
+            compose_fn(job, [args.config_dir] if args.config_dir else [])
+        except ConfigError as err:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+
+MAX_CHECKED_JOBS = 64  # a larger sweep has its first jobs checked; the rest fail one by one, in one line each
 
 
 def register() -> None:

@@ -11,7 +11,8 @@ import sys
 
 import hydra
 
-from lmlab.data.prepare import CONF_DIR, run_prepare
+from lmlab.config import check_command_line
+from lmlab.data.prepare import CONF_DIR, compose_prepare_config, run_prepare
 from lmlab.errors import LmlabError
 
 
@@ -20,12 +21,13 @@ def _app(cfg) -> None:
     try:
         out = run_prepare(cfg)
     except LmlabError as err:  # bad input: one clear line, no traceback
-        print(f"lmlab: error: {err}", file=sys.stderr)
+        print(f"lmlab-prepare: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(out)
 
 
 def main() -> None:
+    check_command_line(sys.argv[1:], lambda overrides, dirs: compose_prepare_config(overrides), "lmlab-prepare")
     _app()
 
 

@@ -45,7 +45,9 @@ def compose_prepare_config(overrides: Sequence[str] = ()):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name="prepare", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"prepare config: {str(err).splitlines()[0]}") from None
+        from lmlab.config import composition_error_line
+
+        raise ConfigError(f"prepare config: {composition_error_line(err)}") from None
     finally:
         gh = GlobalHydra.instance()  # initialize_config_dir swaps in a new instance on exit
         gh.clear()

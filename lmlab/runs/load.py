@@ -22,8 +22,8 @@ def load_config(run_dir: str | Path) -> dict:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise DataError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(cfg, dict) or "model" not in cfg or "data" not in cfg:
-        raise DataError(f"{path}: not an lmlab run config (no model or data section)")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
+        raise DataError(f"{path}: not an lmlab run config (no model section)")
     return cfg
 
 
@@ -52,6 +52,8 @@ def load_model(run_dir: str | Path, device: str = "cpu"):
 
     cfg = load_config(run_dir)
     rec = RunRecord(run_dir)
+    if not isinstance(cfg.get("data"), dict) or "dir" not in cfg["data"]:
+        raise DataError(f"run dir {run_dir}: its config.yaml names no data.dir, so its tokenizer is unknown")
     tokenizer_path = Path(cfg["data"]["dir"]) / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise DataError(f"run dir {run_dir}: its data dir {cfg['data']['dir']} has no tokenizer.json")

@@ -11,13 +11,13 @@ never shows as running forever.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmlab.config import expand_sweep  # noqa: F401  (used by sweeps below and by tests)
 from lmlab.errors import ConfigError
 
 STATES = ("completed", "running", "failed", "missing")
@@ -69,19 +69,6 @@ def _merge_single_varying_key(jobs: list[list[str]]) -> list[list[str]]:
         values = ",".join(j[i].split("=", 1)[1] for j in jobs)
         return [jobs[0][:i] + [f"{key}={values}"] + jobs[0][i + 1:]]
     return jobs
-
-
-def expand_sweep(task_overrides: list[str]) -> list[list[str]]:
-    """The job override lists of a Hydra basic sweep, in Hydra's order (cartesian product)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(task_overrides)
-    choices = []
-    for o in parsed:
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        choices.append([f"{key}={v}" for v in values])
-    return [list(combo) for combo in itertools.product(*choices)]
 
 
 def _runs_dir_of(sweep_dir: Path, sweep_pattern: str) -> Path | None:

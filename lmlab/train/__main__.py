@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 
 import hydra
@@ -12,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lmlab.config import CONF_DIR  # importing it registers the schema in Hydra's ConfigStore
+from lmlab.config import CONF_DIR, check_command_line, compose_train  # importing it registers the schema
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab.train")
@@ -47,36 +46,8 @@ def app(cfg: DictConfig) -> float:
     return math.nan  # in a sweep, one failed run does not stop the others; `lmlab runs status` shows it
 
 
-def check_composes(argv: list[str]) -> None:
-    """Compose every job of the command line before Hydra does, so that a misspelt key or a wrong type
-    is one line naming it (HYDRA_FULL_ERROR=1 shows Hydra's own message instead). Sweeps that only a
-    sweeper can expand (search spaces) are left to it."""
-    from hydra._internal.utils import get_args_parser
-
-    from lmlab.runs.status import expand_sweep
-    from lmlab.config import compose_train
-
-    args, _ = get_args_parser().parse_known_args(argv)
-    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_name or args.config_path:
-        return
-    try:
-        jobs = expand_sweep(args.overrides) if args.multirun else [args.overrides]
-    except Exception:
-        return
-    for job in jobs[:MAX_CHECKED_JOBS]:
-        try:
-            compose_train(job, [args.config_dir] if args.config_dir else [])
-        except LmlabError as err:
-            print(f"lmlab-train: error: {err}", file=sys.stderr)
-            sys.exit(2)
-
-
-MAX_CHECKED_JOBS = 64
-
-
 def main() -> None:
-    if os.environ.get("HYDRA_FULL_ERROR") != "1":
-        check_composes(sys.argv[1:])
+    check_command_line(sys.argv[1:], compose_train, "lmlab-train")
     app()
 
 

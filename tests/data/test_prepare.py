@@ -124,7 +124,7 @@ def test_command_line_prepares_and_reports_bad_input_in_one_line(jsonl, tmp_path
     assert "stage shards" in ok.stdout and read_manifest(tmp_path / "cli")["splits"]["test"]["documents"] == 2
     bad = subprocess.run(cmd[:-1] + ["tokenizer.vocab_size=10"], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == ("lmlab: error: tokenizer.vocab_size: got 10, expected more than 257 "
+    assert bad.stderr.strip() == ("lmlab-prepare: error: tokenizer.vocab_size: got 10, expected more than 257 "
                                   "(256 bytes plus the special tokens)")
 
 

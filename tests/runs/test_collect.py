@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from lmlab.cli import main
 from lmlab.errors import DataError
 from lmlab.runs.collect import collect
+from lmlab.runs.record import RunRecord, environment
 
 TRUE = {"E": 1.9, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.36}
 
@@ -21,19 +21,16 @@ def law(n, d):
 
 
 def write_run(root, name, *, size, n, tokens, status, lr=3e-3, result=True, val_points=5, torn_tail=False):
-    """A run directory exactly as the contract describes it: config.yaml, status.json, metrics.jsonl, result.json."""
+    """A run directory written by lmlab's own record writer (RunRecord), as training writes it."""
     run = root / name
-    run.mkdir(parents=True)
+    rec = RunRecord(run)
     cfg = {"seed": 0, "model": {"size": size, "seq_len": 128, "norm": "layernorm"},
            "optim": {"lr": lr, "betas": [0.9, 0.95]}, "budget": {"tokens": tokens, "flops": None},
            "trainer": {"global_batch_size": 16}, "run": {"group": "g", "name": None}}
-    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (run / "env.json").write_text(json.dumps({"git_commit": "abc123", "git_dirty": False, "host": "node1"}))
+    rec.write_config(cfg)
+    rec.write_env()
     done = tokens if status == "completed" else tokens // 2
-    (run / "status.json").write_text(json.dumps({
-        "status": status, "reason": None if status in ("completed", "running") else "CUDA out of memory",
-        "step": 10, "tokens": done, "updated_at": "2026-11-26T12:00:00+00:00", "host": "node1",
-        "slurm_job_id": "42"}))
+    rec.set_status(status, None if status in ("completed", "running") else "CUDA out of memory", step=10, tokens=done)
     lines = []
     for k, d in enumerate(np.geomspace(done / 20, done, val_points)):
         lines.append({"step": k * 10 + 5, "tokens": int(d) - 1, "flops_6n": 6.0 * n * d, "flops_exact": 6.6 * n * d,
@@ -41,10 +38,13 @@ def write_run(root, name, *, size, n, tokens, status, lr=3e-3, result=True, val_
                       "flops_per_s": 1e12, "mfu": 0.3, "elapsed_s": float(k)})
         lines.append({"step": k * 10 + 5, "tokens": int(d), "flops_6n": 6.0 * n * d, "flops_exact": 6.6 * n * d,
                       "val_loss": law(n, d), "elapsed_s": float(k)})
-    text = "".join(json.dumps(m) + "\n" for m in lines)
-    (run / "metrics.jsonl").write_text(text + ('{"step": 99, "tok' if torn_tail else ""))
+    for row in lines:
+        rec.append_metrics(row)
+    if torn_tail:  # a crash in the middle of an append
+        with open(rec.metrics_path, "a") as f:
+            f.write('{"step": 99, "tok')
     if result:
-        (run / "result.json").write_text(json.dumps({
+        rec.write_result(({
             "status": status, "reason": None if status == "completed" else "CUDA out of memory",
             "final_val_loss": law(n, tokens) if status == "completed" else None, "final_train_loss": law(n, tokens),
             "n_params": int(n * 1.2), "n_params_nonembedding": int(n), "tokens": tokens, "steps": 10,
@@ -55,13 +55,14 @@ def write_run(root, name, *, size, n, tokens, status, lr=3e-3, result=True, val_
 
 
 @pytest.fixture
-def sweep(tmp_path):
+def sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")  # as the writer records it inside a SLURM job
     root = tmp_path / "runs" / "g"
     write_run(root, "100k-a", size="100k", n=1e5, tokens=2_000_000, status="completed")
     running = write_run(root, "1.3m-b", size="1.3m", n=1.3e6, tokens=4_000_000, status="running", result=False,
                         torn_tail=True)
-    (running / "plan.json").write_text(json.dumps({"n_params": 1_500_000, "n_params_nonembedding": 1_300_000,
-                                                   "planned_tokens": 4_000_000, "planned_steps": 100}))
+    RunRecord(running).write_plan({"n_params": 1_500_000, "n_params_nonembedding": 1_300_000,
+                                   "planned_tokens": 4_000_000, "planned_steps": 100})
     write_run(root, "3.1m-c", size="3.1m", n=3.1e6, tokens=8_000_000, status="failed")
     return root
 
@@ -75,7 +76,8 @@ def test_runs_table_keeps_every_run_with_its_status(sweep):
     assert runs.loc["100k-a", "n_params"] == 120000 and runs.loc["100k-a", "n_params_nonembedding"] == 100000
     assert runs.loc["100k-a", "model.size"] == "100k" and runs.loc["100k-a", "optim.lr"] == 3e-3
     assert json.loads(runs.loc["100k-a", "optim.betas"]) == [0.9, 0.95]
-    assert runs.loc["100k-a", "git_commit"] == "abc123" and runs.loc["100k-a", "slurm_job_id"] == "42"
+    assert runs.loc["100k-a", "git_commit"] == environment()["git_commit"]
+    assert str(runs.loc["100k-a", "slurm_job_id"]) == "42"
     # the unfinished run: no result, but where it got to
     assert not runs.loc["1.3m-b", "has_result"] and pd.isna(runs.loc["1.3m-b", "final_val_loss"])
     assert runs.loc["1.3m-b", "last_tokens"] == 2_000_000
@@ -118,7 +120,8 @@ def test_a_collected_study_fits(tmp_path, capsys):
     assert main(["fit", str(study), "--n-col", "n_params_nonembedding", "-o", str(tmp_path / "fit.json")]) == 0
     assert "1 run(s) not completed are left out" in capsys.readouterr().out
     doc = json.loads((tmp_path / "fit.json").read_text())
-    assert doc["columns"]["N"] == "n_params_nonembedding" and doc["data"]["n_points"] == 12
+    assert doc["columns"]["N"] == "n_params_nonembedding" and doc["points"]["n_points"] == 12
+    assert doc["compute"] == "flops_6n" and doc["data"] == "sotu"
     for key, value in TRUE.items():
         assert doc["params"][key] == pytest.approx(value, rel=0.02)
 
@@ -126,7 +129,7 @@ def test_a_collected_study_fits(tmp_path, capsys):
 def _error(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lmlab: error: ")
+    assert err.count("\n") == 1 and err.startswith(f"lmlab {argv[0]} {argv[1]}: error: ")
     return err
 
 

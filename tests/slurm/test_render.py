@@ -36,7 +36,7 @@ def test_a_script_slurm_cannot_run_is_refused_with_slurms_message(tmp_path, caps
     code = main(["launch", "render", *args, "--out", str(tmp_path / "run.sbatch"), "--check"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("lmlab: error: SLURM refuses") and message in err and err.count("\n") == 1
+    assert err.startswith("lmlab launch render: error: SLURM refuses") and message in err and err.count("\n") == 1
 
 
 def test_a_rendered_job_preempted_mid_run_requeues_itself_and_resumes(lab, tmp_path):
