@@ -158,7 +158,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)
 
 
 def compose_train(overrides: list[str] = (), config_dirs: list[str] = ()) -> DictConfig:

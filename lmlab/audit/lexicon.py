@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmlab import CONF_DIR
 from lmlab.errors import ConfigError
 
-CONF_AUDIT = Path(__file__).resolve().parents[2] / "conf" / "audit"
+CONF_AUDIT = CONF_DIR / "audit"
 SHIPPED_LEXICON = CONF_AUDIT / "lexicon.yaml"
 SHIPPED_TEMPLATES = CONF_AUDIT / "templates.jsonl"
 SLOT = "{group}"

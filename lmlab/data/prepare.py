@@ -26,7 +26,7 @@ from lmlab.errors import ConfigError, DataError
 
 log = logging.getLogger("lmlab.data")
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from lmlab import CONF_DIR  # noqa: E402
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

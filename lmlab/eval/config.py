@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from lmlab.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from lmlab import CONF_DIR  # noqa: E402
 TASK_DIR = CONF_DIR / "task"
 
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmlab import CONF_DIR
 from lmlab.errors import ConfigError
 from lmlab.runspec import COMPUTE
 from lmlab.budget import CHINCHILLA_TOKENS_PER_PARAM
 
-REPO_CONF = Path(__file__).resolve().parents[2] / "conf" / "ladder"
+REPO_CONF = CONF_DIR / "ladder"
 
 DEFAULT_RULES = {
     # Porian et al. 2024, fitted on tuned AdamW runs; batch in tokens = seqs * ref_seq_len.

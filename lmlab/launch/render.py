@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lmlab.errors import ConfigError
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "slurm" / "templates" / "multinode.sbatch.in"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "multinode.sbatch.in"  # links to slurm/templates
 OPTIONS = {  # key: (type, default, help)
     "nodes": (int, 1, "nodes"),
     "gpus_per_node": (int, 8, "GPUs per node, one task each (0: CPU tasks, see --tasks-per-node)"),

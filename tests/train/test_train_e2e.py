@@ -148,6 +148,11 @@ def test_hydra_habits_cfg_job_and_multirun(train_overrides, tmp_path):
     results = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("default/*/result.json")]
     assert sorted((r["model"], r["seed"]) for r in results) == [("14k", 0), ("14k", 1), ("25k", 0), ("25k", 1)]
     assert all(r["status"] == "completed" for r in results)
+    # the sweep ends with a table of its runs, and no framework banner was printed on the way
+    output = sweep.stdout + sweep.stderr
+    assert "sweep done:" in output and "4 expected: 4 completed" in output
+    assert all(f"{r['run_id']}  completed" in output for r in results)
+    assert not any(banner in output for banner in ("GPU available", "TPU available", "max_steps=", "Tip:"))
 
 
 @pytest.mark.parametrize("bar", [True, False])
