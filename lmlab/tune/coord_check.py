@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 PARAMETRISATIONS = ("sp", "mup")
 
@@ -95,6 +96,7 @@ def figure(result: dict) -> Figure:
                 ax.plot(widths, [sizes[param][w][step][layer] for w in widths], marker="o", label=layer)
             ax.set(xscale="log", yscale="log", title=f"{param.upper()}, after step {step + 1}")
             ax.set_xticks(widths, [str(w) for w in widths])
+            ax.xaxis.set_minor_locator(NullLocator())  # no 2x10^2-style labels between the widths
             if step == 0:
                 ax.set_ylabel("mean |activation|")
             if row == 1:
