@@ -91,7 +91,9 @@ def _privacy(card: dict) -> list[str]:
         return []
     lines = ["## Privacy", ""]
     if pii["enabled"]:
-        lines.append("Replaced by typed placeholders: " + "; ".join(f"{k} ({v})" for k, v in pii["covered"].items()) + ".")
+        lines += ["Personal data replaced by typed placeholders such as `<EMAIL>`:", "",
+                  "| type | what is found |", "|---|---|"]
+        lines += [f"| {kind} | {what} |" for kind, what in pii["covered"].items()]
     else:
         lines.append("PII replacement was off (clean.pii.enabled=false): the text is as the source had it.")
     lines += ["", "Not looked for: " + "; ".join(pii["not_covered"]) + ".", "",
