@@ -175,7 +175,7 @@ def requeue_interrupted(study) -> None:
         study.set_user_attr("interrupted", [*study.user_attrs.get("interrupted", []), *(t.number for t in cut_off)])
     for t in cut_off:
         log.warning("trial %d was cut off by the previous sweep: running it again", t.number)
-        study.tell(t.number, state=TrialState.FAIL)
+        _tell(study, t.number, state=TrialState.FAIL)
         study.enqueue_trial(t.params)
 
 
@@ -185,7 +185,7 @@ def tell(study, trial, result) -> None:
 
     attrs = next(t.user_attrs for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     if attrs.get("pruned"):
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, state=TrialState.PRUNED)
         return
     value, failure = None, None
     if result.status == JobStatus.COMPLETED:
@@ -197,9 +197,19 @@ def tell(study, trial, result) -> None:
     if failure:
         log.warning("trial %d failed: %s", trial.number, failure)
         trial.set_user_attr("failure", failure)
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
     else:
-        study.tell(trial, float(value))
+        _tell(study, trial, float(value))
+
+
+def _tell(study, trial, *args, **kwargs) -> None:
+    """study.tell, where GridSampler's request to stop once its grid is done is no error: Optuna allows
+    Study.stop only inside optimize(), and stores the trial's state before (a `finally` in its tell)."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
 
 
 def run_failure(run_dir: str | None) -> str | None:
