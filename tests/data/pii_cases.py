@@ -62,7 +62,7 @@ def national_phone(rng):
              f"07{rng.choice('45789')}{_digits(rng, 2)} {_digits(rng, 6)}",
              f"030 {rng.randint(1, 9)}{_digits(rng, 7)}", f"089 {rng.randint(2, 9)}{_digits(rng, 7)}",
              f"0151 {_digits(rng, 8)}", f"0{rng.randint(1, 5)} " + " ".join(_digits(rng, 2) for _ in range(4)),
-             f"06 " + " ".join(_digits(rng, 2) for _ in range(4)), f"{rng.randint(7, 9)}{_digits(rng, 4)} {_digits(rng, 5)}"]
+             "06 " + " ".join(_digits(rng, 2) for _ in range(4)), f"{rng.randint(7, 9)}{_digits(rng, 4)} {_digits(rng, 5)}"]
     return rng.choice(forms)
 
 

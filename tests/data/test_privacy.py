@@ -4,6 +4,7 @@ encrypted shards that train like clear ones, and a key that is never written any
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 
 import numpy as np
@@ -130,8 +131,6 @@ def test_a_missing_key_stops_prepare_in_one_line(jsonl, tmp_path):
     ("flip", "shard {shard}: tampered or corrupt (authentication failed)"),
 ])
 def test_lmlab_train_refuses_a_wrong_key_or_a_tampered_shard_in_one_line(encrypted, tmp_path, damage, message):
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(encrypted, data / "tiny")
     shard = data / "tiny" / "train-00000.bin"
@@ -152,8 +151,6 @@ def test_lmlab_train_refuses_a_wrong_key_or_a_tampered_shard_in_one_line(encrypt
 
 
 def test_the_card_says_which_personal_data_is_covered_and_takes_extra_sections(clear, tmp_path):
-    import shutil
-
     card_md = (clear / CARD_MD).read_text()
     assert "## Privacy" in card_md and "| PHONE | international numbers" in card_md and "(US, GB, DE, FR, IN) |" in card_md
     assert "Not looked for: person names; street addresses" in card_md
