@@ -20,10 +20,11 @@ WIDTHS = (32, 128)
 
 def scans(runs: Path) -> dict[tuple[str, int], pd.DataFrame]:
     """(parametrisation, width) -> the scan; muP at its base width 32 is the SP model: the same scan."""
+    groups = {("sp", 32): ["sp-32", "sp-32-high"], ("sp", 128): ["sp-128"], ("mup", 128): ["mup-128"]}
     out = {}
-    for param, width in (("sp", 32), ("sp", 128), ("mup", 128)):
-        table = pd.read_csv(runs / ".hydra" / "search" / f"{param}-{width}" / "study" / "trials.csv")
-        out[param, width] = table.sort_values("param.optim.lr")[["param.optim.lr", "value", "state"]]
+    for key, names in groups.items():
+        tables = [pd.read_csv(runs / ".hydra" / "search" / name / "study" / "trials.csv") for name in names]
+        out[key] = pd.concat(tables).sort_values("param.optim.lr")[["param.optim.lr", "value", "state"]]
     out["mup", 32] = out["sp", 32]
     return out
 
