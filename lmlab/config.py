@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from lmlab.errors import ConfigError
+from lmlab.eval.config import InLoopConfig
 
 
 class Norm(str, Enum):
@@ -156,6 +157,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    eval: InLoopConfig = field(default_factory=InLoopConfig)  # tasks at validation milestones (none: off)
 
 
 from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)

@@ -1,7 +1,7 @@
 """In-loop evaluation: the tasks' fixed samples scored at every validation milestone of a training run.
 
 Rows go to `<run dir>/eval_curve.jsonl`, one per (step, task): step, tokens, task, accuracy,
-accuracy_norm, precision, recall, f1, task_loss, task_loss_per_char, n_examples. They are the same
+accuracy_norm, accuracy_pmi, precision, recall, f1, task_loss, task_loss_per_char, n_examples. They are the same
 numbers `lmlab.eval` computes for that checkpoint on the same sample (scheme holdout), so a study can
 fit loss -> task loss -> accuracy over a ladder's curves. A resumed run drops the rows after its
 checkpoint, as the metrics file does.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lmlab.eval.config import task_config
 from lmlab.eval.evaluate import build_tasks, evaluate_model
-from lmlab.eval.tasks import corpus_tokenizer
+from lmlab.eval.tasks import corpus_eot_id, corpus_tokenizer
 from lmlab.io import append_jsonl, read_jsonl, write_jsonl
 from lmlab.train.callbacks import OnStep
 
@@ -22,7 +22,7 @@ log = logging.getLogger("lmlab.eval")
 
 EVAL_CURVE = "eval_curve.jsonl"
 HOLDOUT = {"name": "holdout", "n_boot": 0, "k": 0, "confidence": 0.95, "seed": 0}
-ROW_KEYS = ("accuracy", "accuracy_norm", "precision", "recall", "f1", "task_loss", "task_loss_per_char", "n_examples")
+ROW_KEYS = ("accuracy", "accuracy_norm", "accuracy_pmi", "precision", "recall", "f1", "task_loss", "task_loss_per_char", "n_examples")
 
 
 def in_loop_task_configs(eval_cfg: dict) -> list[dict]:
@@ -47,6 +47,7 @@ class InLoopEval(OnStep):
         self.milestones, self.tokens_per_step = set(milestones), tokens_per_step
         self.tasks = build_tasks(in_loop_task_configs(eval_cfg), self.data_dir)  # bad task configs fail before training
         self.tok = corpus_tokenizer(self.data_dir)
+        self.eot_id = corpus_eot_id(self.data_dir, self.tok)
 
     def on_train_start(self, trainer, module) -> None:
         self.seen_step = trainer.global_step
@@ -58,8 +59,7 @@ class InLoopEval(OnStep):
     def on_step(self, trainer, module) -> None:
         if trainer.global_step in self.milestones and trainer.is_global_zero:
             with trainer.precision_plugin.forward_context():
-                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"],
-                                         where="model being trained")
+                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"], self.eot_id)
             step = trainer.global_step
             for name, r in results.items():
                 append_jsonl(self.path, {"step": step, "tokens": step * self.tokens_per_step, "task": name,

@@ -9,9 +9,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
+from lmlab import CONF_DIR
 from lmlab.errors import ConfigError
 
-from lmlab import CONF_DIR  # noqa: E402
 TASK_DIR = CONF_DIR / "task"
 
 

@@ -13,24 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from lmlab.errors import DataError
 from lmlab.eval import schemes
 from lmlab.eval.metrics import classification_metrics
 from lmlab.eval.scoring import Scores, score_task
-from lmlab.eval.tasks import Task, build_task, tokenizer_sha256
+from lmlab.eval.tasks import Task, build_task, corpus_eot_id, tokenizer_sha256
 
 log = logging.getLogger("lmlab.eval")
 
 EVAL_FILE = "eval.json"
-HEADLINE = ("accuracy", "accuracy_norm", "precision", "recall", "f1", "task_loss", "task_loss_per_char")
+HEADLINE = ("accuracy", "accuracy_norm", "accuracy_pmi", "precision", "recall", "f1", "task_loss", "task_loss_per_char")
 
 
 def statistics(scores: Scores, n_classes: int, index: np.ndarray) -> dict[str, np.ndarray]:
     """The headline metrics over the examples `index` ([examples] or [resamples, examples])."""
     labels = scores.labels[index]
     m = classification_metrics(labels, scores.pred[index], n_classes)
+    pmi = scores.pred_pmi
     return {
         "accuracy": m["accuracy"], "accuracy_norm": (scores.pred_norm[index] == labels).mean(-1),
+        "accuracy_pmi": (pmi[index] == labels).mean(-1) if pmi is not None else np.full(labels.shape[:-1], np.nan),
         "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
         "task_loss": scores.loss_per_token[index].mean(-1), "task_loss_per_char": scores.loss_per_char[index].mean(-1),
     }
@@ -66,30 +67,21 @@ def summarise(task: Task, scores: Scores, scheme: dict) -> dict:
     return out
 
 
-def check_tokenizer(task: Task, tok, where: str) -> None:
-    """A task built from a corpus must be scored by a model of that corpus's tokenizer."""
-    if task.tokenizer_sha256 is None:
-        return
-    found = tokenizer_sha256(tok)
-    if found != task.tokenizer_sha256:
-        raise DataError(f"task {task.name}: built from {task.source.get('data_dir')} whose tokenizer (sha256 "
-                        f"{task.tokenizer_sha256[:12]}) differs from the {where}'s (sha256 {found[:12]}); expected "
-                        "the corpus the model was trained on")
-
-
-def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int = 64, where: str = "model") -> dict:
+def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int = 64, eot_id: int | None = None) -> dict:
+    """Each task's eval.json entry; eot_id (the corpus's end-of-text token) adds accuracy_pmi."""
     results = {}
     for task in tasks:
-        check_tokenizer(task, tok, where)
-        results[task.name] = summarise(task, score_task(model, tok, task, batch_size), scheme)
+        results[task.name] = summarise(task, score_task(model, tok, task, batch_size, eot_id), scheme)
         r = results[task.name]
         log.info("task %s: accuracy %.3f (majority %.3f), f1 %.3f, task loss %.3f nats/token (%d examples)",
                  task.name, r["accuracy"], r["majority_baseline"], r["f1"], r["task_loss"], r["n_examples"])
     return results
 
 
-def build_tasks(task_cfgs: list[dict], default_data_dir) -> list[Task]:
-    return [build_task(cfg, default_data_dir) for cfg in task_cfgs]
+def build_tasks(task_cfgs: list[dict], default_data_dir, tok=None) -> list[Task]:
+    """The tasks, checked against the model's tokenizer `tok` when given."""
+    sha = tokenizer_sha256(tok) if tok is not None else None
+    return [build_task(cfg, default_data_dir, sha) for cfg in task_cfgs]
 
 
 def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch_size: int = 64,
@@ -102,8 +94,8 @@ def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch
 
     run_dir = Path(run_dir)
     model, tok, cfg = load_model(run_dir, device)
-    tasks = build_tasks(task_cfgs, cfg["data"]["dir"])
-    results = evaluate_model(model, tok, tasks, scheme, batch_size, where=f"checkpoint of run {run_dir}")
+    tasks = build_tasks(task_cfgs, cfg["data"]["dir"], tok)
+    results = evaluate_model(model, tok, tasks, scheme, batch_size, corpus_eot_id(cfg["data"]["dir"], tok))
     path = Path(output) if output else run_dir / EVAL_FILE
     record = read_json(path) if path.exists() else {"tasks": {}}
     result = (run_dir / "result.json").is_file() and read_json(run_dir / "result.json") or {}

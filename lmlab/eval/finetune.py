@@ -130,22 +130,22 @@ class EpochRows(L.Callback):
                      float(m["val_loss"]), float(m["val_accuracy"]))
 
 
-def labeled_sets(task_cfg: dict, data_dir: str | Path, cfg: dict) -> tuple[Task, Task, Task]:
+def labeled_sets(task_cfg: dict, data_dir: str | Path, cfg: dict, model_tokenizer: str) -> tuple[Task, Task, Task]:
     """(train, validation, test) examples of a corpus classification task, from the three splits."""
     from lmlab.eval.tasks import build_task, corpus_task, sample
 
     if task_cfg["kind"] != "era":
         raise ConfigError(f"task {task_cfg['name']}: kind={task_cfg['kind']} cannot be fine-tuned on, expected a "
                           "classification task built from the corpus (kind=era)")
-    train = sample(corpus_task(task_cfg, data_dir, "train", allow_train=True), cfg["n_train"], cfg["seed"])
-    val = sample(corpus_task(task_cfg, data_dir, "validation"), cfg["n_val"], cfg["seed"])
-    return train, val, build_task(task_cfg, data_dir)
+    train = sample(corpus_task(task_cfg, data_dir, "train", True, model_tokenizer), cfg["n_train"], cfg["seed"])
+    val = sample(corpus_task(task_cfg, data_dir, "validation", model_tokenizer=model_tokenizer), cfg["n_val"], cfg["seed"])
+    return train, val, build_task(task_cfg, data_dir, model_tokenizer)
 
 
 def finetune(cfg: dict) -> dict:
     """Fine-tune, record, and return result.json's content (a completed run with this config: skipped)."""
     from lmlab.eval.config import task_config
-    from lmlab.eval.evaluate import check_tokenizer
+    from lmlab.eval.tasks import tokenizer_sha256
     from lmlab.runs.load import load_model
     from lmlab.runs.record import RunRecord, config_hash
 
@@ -168,9 +168,7 @@ def finetune(cfg: dict) -> dict:
     if done and done.get("status") == "completed":
         log.info("fine-tune %s already completed: skipped", rec.dir)
         return done
-    train, val, test = labeled_sets(task_cfg, pre_cfg["data"]["dir"], cfg)
-    for t in (train, val, test):
-        check_tokenizer(t, tok, f"pretrained run {cfg['pretrained']}")
+    train, val, test = labeled_sets(task_cfg, pre_cfg["data"]["dir"], cfg, tokenizer_sha256(tok))
     return _train_and_record(cfg, record_cfg, rec, run_id, model, tok, (train, val, test))
 
 

@@ -4,7 +4,11 @@ What the harness calls loglikelihood requests: each (prompt, choice) pair is one
 prompt cut from the left when the pair is longer than the model's context; only the choice's
 tokens are scored. From the scores: the prediction (highest total log-likelihood), the
 length-normalised prediction (highest log-likelihood per character, the harness's acc_norm), and
-the task loss of the right choice (nats per token and per character, as scaling studies fit it).
+the task loss of the right choice (nats per token and per character, as scaling studies fit it),
+and, when the choices are also scored after end-of-text alone (a document's start), the prediction
+by pointwise mutual information, log p(choice | prompt) - log p(choice) (the harness's
+acc_mutual_info, GPT-3's "unconditional normalisation"): small models' raw likelihoods mostly
+rank choices by how common they are, PMI by how well they follow the prompt.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class Scores:
     n_tokens: np.ndarray  # [examples, choices]
     n_chars: np.ndarray  # [examples, choices]
     labels: np.ndarray  # [examples]
+    unconditional: np.ndarray | None = None  # [examples, choices] log-likelihood after end-of-text alone
 
     @property
     def pred(self) -> np.ndarray:
@@ -33,6 +38,10 @@ class Scores:
     @property
     def pred_norm(self) -> np.ndarray:
         return np.nanargmax(self.logprob / self.n_chars, axis=1)
+
+    @property
+    def pred_pmi(self) -> np.ndarray | None:
+        return None if self.unconditional is None else np.nanargmax(self.logprob - self.unconditional, axis=1)
 
     def _right(self, values: np.ndarray) -> np.ndarray:
         return values[np.arange(len(self.labels)), self.labels]
@@ -51,17 +60,25 @@ def loglikelihoods(model, tok, contexts: list[str], continuations: list[str], ba
                    names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(total log-likelihood, token count) of each continuation after its context; `names` say which
     request is which in an error."""
-    seq_len = model.cfg.seq_len
     ctx_ids = [e.ids for e in tok.encode_batch(contexts, add_special_tokens=False)]
     cont_ids = [e.ids for e in tok.encode_batch(continuations, add_special_tokens=False)]
+    logprob, _ = token_loglikelihoods(model, list(zip(ctx_ids, cont_ids)), batch_size, names)
+    return logprob, np.array([len(c) for c in cont_ids])
+
+
+def token_loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], batch_size: int = 64,
+                         names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(total log-likelihood, whether greedy decoding gives it) of each continuation's token ids after
+    its context's, the context cut from the left to fit model.seq_len."""
+    seq_len = model.cfg.seq_len
     sequences = []
-    for i, (ctx, cont) in enumerate(zip(ctx_ids, cont_ids)):
+    for i, (ctx, cont) in enumerate(pairs):
         keep = seq_len + 1 - len(cont)  # inputs are the sequence less its last token
         if not cont or keep < 1 or not ctx:
-            raise DataError(f"{names[i] if names else f'request {i}'}: {len(ctx)} prompt and {len(cont)} choice tokens, expected a non-empty "
-                            f"prompt and a choice of 1 to {seq_len} tokens (model.seq_len={seq_len})")
-        sequences.append((ctx[-keep:], cont))
-    total = np.zeros(len(sequences))
+            raise DataError(f"{names[i] if names else f'request {i}'}: {len(ctx)} prompt and {len(cont)} choice tokens, "
+                            f"expected a non-empty prompt and a choice of 1 to {seq_len} tokens (model.seq_len={seq_len})")
+        sequences.append((list(ctx[-keep:]), list(cont)))
+    total, greedy = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=bool)
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]) - len(sequences[i][1]))
     device = next(model.parameters()).device
     was_training = model.training
@@ -69,12 +86,12 @@ def loglikelihoods(model, tok, contexts: list[str], continuations: list[str], ba
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            total[batch] = _batch_loglikelihood(model, [sequences[i] for i in batch], device)
+            total[batch], greedy[batch] = _batch_loglikelihood(model, [sequences[i] for i in batch], device)
     model.train(was_training)
-    return total, np.array([len(c) for c in cont_ids])
+    return total, greedy
 
 
-def _batch_loglikelihood(model, pairs: list[tuple[list[int], list[int]]], device) -> np.ndarray:
+def _batch_loglikelihood(model, pairs: list[tuple[list[int], list[int]]], device) -> tuple[np.ndarray, np.ndarray]:
     width = max(len(c) + len(x) for c, x in pairs) - 1
     idx = torch.zeros(len(pairs), width, dtype=torch.long)
     target = torch.zeros(len(pairs), width, dtype=torch.long)
@@ -85,18 +102,29 @@ def _batch_loglikelihood(model, pairs: list[tuple[list[int], list[int]]], device
         idx[row, :n], target[row, :n] = seq[:-1], seq[1:]
         scored[row, len(ctx) - 1:n] = True
     logits, _ = model(idx.to(device))
-    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1)
-    return (logp * scored.to(device)).sum(1).double().cpu().numpy()
+    target, scored = target.to(device), scored.to(device)
+    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    greedy = ((logits.argmax(-1) == target) | ~scored).all(1)
+    return (logp * scored).sum(1).double().cpu().numpy(), greedy.cpu().numpy()
 
 
-def score_task(model, tok, task: Task, batch_size: int = 64) -> Scores:
+def score_task(model, tok, task: Task, batch_size: int = 64, eot_id: int | None = None) -> Scores:
+    """Every choice after its prompt; with eot_id, also every distinct choice after end-of-text alone."""
     width = max(len(c) for c in task.choices)
     rows = [(i, j) for i, options in enumerate(task.choices) for j in range(len(options))]
-    lp, nt = loglikelihoods(model, tok, [task.prompts[i] for i, _ in rows], [task.choices[i][j] for i, j in rows],
-                            batch_size, [f"task {task.name} example {i} choice {j}" for i, j in rows])
-    logprob = np.full((len(task), width), np.nan)
-    n_tokens = np.ones((len(task), width))
-    n_chars = np.ones((len(task), width))
-    for (i, j), value, count in zip(rows, lp, nt):
-        logprob[i, j], n_tokens[i, j], n_chars[i, j] = value, count, len(task.choices[i][j])
-    return Scores(logprob, n_tokens, n_chars, task.labels)
+    texts = [task.choices[i][j] for i, j in rows]
+    lp, nt = loglikelihoods(model, tok, [task.prompts[i] for i, _ in rows], texts, batch_size,
+                            [f"task {task.name} example {i} choice {j}" for i, j in rows])
+    logprob, n_tokens, n_chars = np.full((len(task), width), np.nan), np.ones((len(task), width)), np.ones((len(task), width))
+    for (i, j), value, count, text in zip(rows, lp, nt, texts):
+        logprob[i, j], n_tokens[i, j], n_chars[i, j] = value, count, len(text)
+    unconditional = None
+    if eot_id is not None:
+        distinct = sorted(set(texts))
+        ids = [e.ids for e in tok.encode_batch(distinct, add_special_tokens=False)]
+        alone, _ = token_loglikelihoods(model, [([eot_id], c) for c in ids], batch_size)
+        value_of = dict(zip(distinct, alone))
+        unconditional = np.full((len(task), width), np.nan)
+        for (i, j), text in zip(rows, texts):
+            unconditional[i, j] = value_of[text]
+    return Scores(logprob, n_tokens, n_chars, task.labels, unconditional)

@@ -33,37 +33,41 @@ class Task:
     labels: np.ndarray  # index of the right choice per example
     class_names: list[str]
     source: dict = field(default_factory=dict)  # provenance, recorded with the results
-    tokenizer_sha256: str | None = None  # the tokenizer of the corpus it was built from (None: plain text)
 
     def __len__(self) -> int:
         return len(self.prompts)
 
     def subset(self, index: np.ndarray) -> "Task":
         return Task(self.name, self.type, [self.prompts[i] for i in index], [self.choices[i] for i in index],
-                    self.labels[index], self.class_names, self.source, self.tokenizer_sha256)
+                    self.labels[index], self.class_names, self.source)
 
 
-def build_task(cfg: dict, default_data_dir: str | Path | None = None) -> Task:
-    """The task a (checked) task config describes; cloze and era read `data_dir` or the run's corpus."""
+def build_task(cfg: dict, default_data_dir: str | Path | None = None, model_tokenizer: str | None = None) -> Task:
+    """The task a (checked) task config describes; cloze and era read `data_dir` or the run's corpus,
+    whose tokenizer must be the model's (`model_tokenizer`: its tokenizer_sha256) when that is given."""
     if cfg["kind"] == "jsonl":
         task = read_jsonl_task(cfg)
     else:
         data_dir = cfg.get("data_dir") or default_data_dir
         if data_dir is None:
             raise ConfigError(f"task {cfg['name']}: data_dir is not set and there is no run to take it from")
-        task = corpus_task(cfg, data_dir, cfg["split"])
+        task = corpus_task(cfg, data_dir, cfg["split"], model_tokenizer=model_tokenizer)
     if not len(task):
         raise DataError(f"task {cfg['name']}: no examples, expected at least one")
     return sample(task, cfg["n_examples"], cfg["seed"])
 
 
-def corpus_task(cfg: dict, data_dir: str | Path, split: str, allow_train: bool = False) -> Task:
+def corpus_task(cfg: dict, data_dir: str | Path, split: str, allow_train: bool = False,
+                model_tokenizer: str | None = None) -> Task:
     """A cloze or era task from one split of a prepared corpus (the train split only for fine-tuning data)."""
     tok = corpus_tokenizer(data_dir)
+    if model_tokenizer and tokenizer_sha256(tok) != model_tokenizer:
+        raise DataError(f"task {cfg['name']}: corpus {data_dir} has a tokenizer (sha256 {tokenizer_sha256(tok)[:12]}) "
+                        f"that differs from the checkpoint's (sha256 {model_tokenizer[:12]}); expected the corpus "
+                        "the model was trained on")
     docs = corpus.documents(data_dir, split, allow_train)
     task = cloze_task(cfg, docs, tok) if cfg["kind"] == "cloze" else era_task(cfg, docs)
-    task.source = {"data_dir": str(data_dir), "split": split, **task.source}
-    task.tokenizer_sha256 = tokenizer_sha256(tok)
+    task.source = {"data_dir": str(data_dir), "split": split, "tokenizer_sha256": tokenizer_sha256(tok), **task.source}
     return task
 
 
@@ -81,6 +85,13 @@ def corpus_tokenizer(data_dir: str | Path):
 
     manifest = read_manifest(data_dir)
     return load_tokenizer(Path(data_dir) / manifest.get("tokenizer_file", "tokenizer.json"))
+
+
+def corpus_eot_id(data_dir: str | Path, tok) -> int:
+    """The id of the corpus's end-of-text token, which starts every document the model saw."""
+    from lmlab.data.shards import read_manifest
+
+    return tok.token_to_id(read_manifest(data_dir).get("eot_token", "<|endoftext|>"))
 
 
 def tokenizer_sha256(tok) -> str:

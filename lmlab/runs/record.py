@@ -53,6 +53,7 @@ NON_IDENTITY_KEYS = (
     "trainer.peak_flops",
     "trainer.progress_bar",
     "tune",  # a search trial's bookkeeping: the same hyper-parameters are the same run
+    "eval",  # in-loop task evaluation observes training, it does not change it
 )
 
 SLURM_VARS = {
