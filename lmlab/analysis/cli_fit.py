@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     steer.add_argument("--over-penalty", type=cli_args.positive, default=1.0, metavar="K",
                        help="cost multiplier of over-estimates (law above the run): K > 1 keeps the law on the "
                             "lower envelope, below under-tuned runs (default 1: symmetric)")
+    steer.add_argument("--starts", type=cli_args.positive_count, metavar="K",
+                       help="L-BFGS from K starts spread evenly over the law's grid (default: all of it, 4,500 for "
+                            "chinchilla); fewer is faster and may miss the optimum (the fit says how many reach it)")
     steer.add_argument("--pin", action="append", default=[], metavar="NAME=VALUE",
                        help="hold a parameter fixed, e.g. E=1.7 (repeatable)")
     steer.add_argument("--by", metavar="COL", help="one fit per value of COL (e.g. dataset), in one file")
@@ -279,15 +282,25 @@ def fit_law_cli(args, law, df, held_df, notes, log, fixed=None, plot_dir=None) -
     if args.bootstrap:
         check_bootstrap(len(data.y), groups, pinned)
     fit = fit_law(law, data.X, data.y, columns=data.sources, weights=weights, delta=args.huber_delta,
-                  over_penalty=args.over_penalty, fixed={**args.pinned, **(fixed or {})})
+                  over_penalty=args.over_penalty, fixed={**args.pinned, **(fixed or {})}, starts=starts(args, law, data))
     return fit_report(args, fit, data, df, held_df, notes, log, groups, pinned, group_name, plot_dir)
+
+
+def starts(args, law, data):
+    """--starts K: K starts spread evenly over the law's grid (None: the whole grid)."""
+    import numpy as np
+
+    if not args.starts:
+        return None
+    grid = law.start_grid(data.X, data.y)
+    return grid[np.unique(np.linspace(0, len(grid) - 1, min(args.starts, len(grid))).round().astype(int))]
 
 
 def fit_report(args, fit, data, df, held_df, notes, log, groups=None, pinned=None, group_name=None,
                plot_dir=None) -> dict:
     """Everything after the point fit: calibration, bootstrap, warnings, held-out report, figures."""
     from lmlab.analysis.diagnostics import fit_warnings
-    from lmlab.analysis.extrapolation import calibrate
+    from lmlab.analysis.extrapolation import GRID_STARTS, calibrate
     from lmlab.analysis.fit import bootstrap
     from lmlab.analysis.fitjson import fit_to_json
     from lmlab.analysis.study import law_data
@@ -295,7 +308,7 @@ def fit_report(args, fit, data, df, held_df, notes, log, groups=None, pinned=Non
     law = fit.law
     print(f"{law.name}: {law.formula}  ({len(data.y)} points, {fit.n_starts} starts, "
           f"{fit.n_at_optimum} at the optimum)")
-    fit.extrapolation = calibrate(fit)
+    fit.extrapolation = calibrate(fit, grid_starts=min(GRID_STARTS, args.starts or GRID_STARTS))
     if fit.extrapolation.kappa is None:
         log.warn(f"no extrapolation backtest ({fit.extrapolation.reason}): intervals cover parameter noise and "
                  f"run scatter only, not the error of extrapolating")

@@ -53,7 +53,7 @@ def _row(method, params, flops) -> dict:
             "a": params["beta"] / (params["alpha"] + params["beta"]), "E": float(params["E"])}
 
 
-def compare(fit, n, d, flops_col, loss, target_flops: float, window=None, rtol: float = 0.1) -> dict:
+def compare(fit, n, d, flops_col, loss, target_flops: float, window=None, rtol: float = 0.1, starts=None) -> dict:
     """The comparison table at target_flops and its spread (see the module doc)."""
     from lmlab.analysis.approaches import approach2
     from lmlab.analysis.fit import fit_law
@@ -71,7 +71,7 @@ def compare(fit, n, d, flops_col, loss, target_flops: float, window=None, rtol: 
         if e >= floor:
             continue
         pinned = fit_law("chinchilla", {"N": n, "D": d}, loss, fixed={"E": e}, delta=fit.delta,
-                         weights=fit.weights, over_penalty=fit.over_penalty)
+                         weights=fit.weights, over_penalty=fit.over_penalty, starts=starts)
         rows.append(_row(f"approach 3, E pinned at {e:.4g}", pinned.params, target_flops))
     methods = [r for r in rows if "pinned" not in r["method"]]
     pinned = [rows[0]] + [r for r in rows if "pinned" in r["method"]]
@@ -103,7 +103,7 @@ def spread(rows) -> dict:
 
 def compare_cli(args, df, notes, log) -> dict:
     """`lmlab fit --compare`: the approach-3 fit document, plus the comparison under `compare`."""
-    from lmlab.analysis.cli_fit import _columns, fit_law_cli
+    from lmlab.analysis.cli_fit import _columns, fit_law_cli, starts
     from lmlab.analysis.fitjson import fit_from_doc
     from lmlab.analysis.laws import CHINCHILLA
     from lmlab.analysis.study import law_data, standard_inputs
@@ -113,7 +113,8 @@ def compare_cli(args, df, notes, log) -> dict:
     data = law_data(df, CHINCHILLA, _columns(args))
     flops = standard_inputs(df, _columns(args))["C"]   # the table's compute, else 6ND
     target = args.target_flops or 100.0 * float(np.max(flops))
-    result = compare(fit, data.X["N"], data.X["D"], flops, data.y, target, args.window, args.isoflop_rtol)
+    result = compare(fit, data.X["N"], data.X["D"], flops, data.y, target, args.window, args.isoflop_rtol,
+                     starts(args, CHINCHILLA, data))
     print(f"compare at C = {target:.4g} FLOPs:")
     print(f"  {'method':<34} {'N_opt':>10} {'D_opt':>10} {'loss':>8} {'a':>6}")
     for r in result["rows"]:

@@ -43,7 +43,7 @@ MAX_CUTS = 6
 MIN_TRAIN_SHARE = 0.4        # a backtest fits on at least this share of the points...
 MIN_TRAIN_PER_PARAM = 2      # ...and at least this many points per free parameter
 LEVEL_DECIMALS = 2           # x values equal to this many decimals are one level (one budget)
-GRID_STARTS = 256            # a share of the law's start grid joins the warm starts of each backtest
+GRID_STARTS = 64             # a share of the law's start grid joins the warm starts of each backtest
 BOUNDED_TARGETS = ("Err", "Acc")
 
 

@@ -55,7 +55,9 @@ def shared_e(args, law, frames) -> float:
     datas = [law_data(f, law, _columns(args)) for f in frames]
     options = [dict(weights=row_weights(args, f), delta=args.huber_delta, over_penalty=args.over_penalty)
                for f in frames]
-    free = [fit_law(law, d.X, d.y, fixed=args.pinned, **o) for d, o in zip(datas, options)]
+    from lmlab.analysis.cli_fit import starts as grid_starts
+    free = [fit_law(law, d.X, d.y, fixed=args.pinned, starts=grid_starts(args, law, d), **o)
+            for d, o in zip(datas, options)]
     starts = [np.vstack([f.minima, f.theta[None]]) for f in free]
 
     def total(log_e):

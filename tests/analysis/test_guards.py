@@ -19,7 +19,7 @@ def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("guards")
     runs = isoflop_runs(np.random.default_rng(7), budgets=np.geomspace(1e18, 1e20, 5), per_budget=7)
     runs.assign(vocab_size=4096, data="sotu").to_csv(out / "runs.csv", index=False)
-    assert main(["fit", str(out / "runs.csv"), "--bootstrap", "30", "-o", str(out / "fit.json")]) == 0
+    assert main(["fit", str(out / "runs.csv"), "--bootstrap", "30", "--starts", "150", "-o", str(out / "fit.json")]) == 0
     return out, runs
 
 
@@ -62,7 +62,8 @@ def test_a_fit_on_one_budget_says_it_is_weak(study, capsys, tmp_path):
     """Seven runs of one budget cannot separate E from the power laws: said, not silently planned on."""
     out, _ = study
     capsys.readouterr()
-    assert main(["fit", str(out / "runs.csv"), "--query", "flops_6n < 2e18", "-o", str(tmp_path / "f.json")]) == 0
+    assert main(["fit", str(out / "runs.csv"), "--query", "flops_6n < 2e18", "--starts", "300",
+                 "-o", str(tmp_path / "f.json")]) == 0
     warned = _warnings(capsys)
     assert any("7 points for 5 parameters" in w for w in warned)
     assert any("sits at its bound" in w or "far above any published exponent" in w or "starts reach" in w
@@ -89,7 +90,7 @@ def test_irreducible_loss_at_its_bound_is_a_warning(capsys, tmp_path):
                         p={**TRUTH, "E": 1e-4})
     runs.to_csv(tmp_path / "no_floor.csv", index=False)
     capsys.readouterr()
-    assert main(["fit", str(tmp_path / "no_floor.csv"), "-o", str(tmp_path / "f.json")]) == 0
+    assert main(["fit", str(tmp_path / "no_floor.csv"), "--starts", "150", "-o", str(tmp_path / "f.json")]) == 0
     warned = _warnings(capsys)
     assert any("E = " in w and "sits at its bound (0)" in w for w in warned), warned
     assert json.loads((tmp_path / "f.json").read_text())["warnings"] == [w[len("warning: "):] for w in warned]

@@ -48,7 +48,7 @@ def test_backtests_measure_error_growth_on_a_bending_truth_not_on_an_exact_one()
         fit = fit_law(CHINCHILLA, {"N": runs.n_params.to_numpy(), "D": runs.tokens.to_numpy()},
                       runs.final_val_loss.to_numpy(), starts=COARSE_STARTS)
         cal = calibrate(fit, grid_starts=20)
-        assert len(cal.backtests) >= 2 and cal.sigma0 == pytest.approx(0.002, rel=0.5)
+        assert len(cal.backtests) >= 2 and 0.0015 < cal.sigma0 < 0.004   # the runs scatter 0.2%
         kappas.append(cal.kappa)
     assert kappas[0] > 2 * kappas[1]
 
@@ -85,7 +85,7 @@ def loss_and_task_fits(tmp_path_factory):
     loss = np.linspace(2.1, 3.6, 40)
     acc = 0.6 / (1 + np.exp(3.0 * (loss - 2.8))) + 0.25 + 0.01 * rng.standard_normal(40)
     pd.DataFrame({"final_val_loss": loss, "acc": acc}).to_csv(out / "tasks.csv", index=False)
-    assert main(["fit", str(out / "runs.csv"), "--bootstrap", "50", "-o", str(out / "loss.json")]) == 0
+    assert main(["fit", str(out / "runs.csv"), "--bootstrap", "50", "--starts", "150", "-o", str(out / "loss.json")]) == 0
     assert main(["fit", str(out / "tasks.csv"), "--law", "olmo_sigmoid", "--y-col", "acc", "--huber-delta", "0.02",
                  "--bootstrap", "50", "-o", str(out / "task.json")]) == 0
     return out
