@@ -45,6 +45,12 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Pa
         tmp.unlink(missing_ok=True)
 
 
+def cache_dir() -> Path:
+    """lmlab's per-user cache ($LMLAB_CACHE_DIR, default ~/.cache/lmlab): stamps and measurements that
+    are safe to lose."""
+    return Path(os.environ.get("LMLAB_CACHE_DIR", Path.home() / ".cache" / "lmlab"))
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> None:
     """Write text or bytes to `path` atomically (see atomic_path)."""
     with atomic_path(path, mode) as tmp:

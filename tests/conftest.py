@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# lmlab's user cache (shard stamps, CPU peak) goes to a scratch dir, set before any lmlab module reads it
+os.environ["LMLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="lmlab-test-cache-")
 CONF = REPO / "conf"
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from lmlab import crypto
 from lmlab.errors import DataError
-from lmlab.io import atomic_path, dumps, read_json, write_json
+from lmlab.io import cache_dir, atomic_path, dumps, read_json, write_json
 
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = ("vocab_size", "dtype", "splits", "tokenizer_sha256", "eot_id")
@@ -202,7 +202,7 @@ def _decrypted(path: Path, shard: dict, dtype: np.dtype, key: bytes, vocab: int)
 
 
 def stamps_path() -> Path:
-    return Path(os.environ.get("LMLAB_CACHE_DIR", Path.home() / ".cache" / "lmlab")) / STAMPS_FILE
+    return cache_dir() / STAMPS_FILE
 
 
 def _read_stamps() -> dict:

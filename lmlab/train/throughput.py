@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
-from pathlib import Path
 
 import torch
+
+from lmlab.io import cache_dir, write_json
 
 # Dense peak FLOP/s per device (vendor data sheets, no sparsity), by precision.
 GPU_PEAK_FLOPS = {
@@ -27,7 +27,7 @@ GPU_PEAK_FLOPS = {
     "MI250X": {"bf16-mixed": 383e12, "32": 47.9e12},
 }
 
-CACHE = Path(os.environ.get("LMLAB_CACHE_DIR", Path.home() / ".cache" / "lmlab")) / "cpu_peak_flops.json"
+CACHE = cache_dir() / "cpu_peak_flops.json"
 
 
 def gpu_peak_flops(device_name: str, precision: str) -> float | None:
@@ -58,10 +58,7 @@ def cpu_peak_flops(size: int = 512, seconds: float = 0.2) -> float:
     best = max(cache.get(key, 0.0), measure_cpu_matmul_flops(size, seconds))
     if best != cache.get(key):
         cache[key] = best
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=2))
-        os.replace(tmp, CACHE)
+        write_json(CACHE, cache)
     return best
 
 
