@@ -51,6 +51,7 @@ class SweepProgress(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._stop.set()
+        log.info("sweep %s: every job has ended", config.hydra.sweep.dir)
 
     def _report(self, sweep_dir: Path) -> None:
         wait = min(5.0, self.every_s)  # the first line early, then every every_s seconds

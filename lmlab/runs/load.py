@@ -6,6 +6,7 @@ tokenizer from the data directory the run trained on (tokenizer.json, plain JSON
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from lmlab.errors import DataError
@@ -35,7 +36,9 @@ def load_state(checkpoint: str | Path, map_location: str = "cpu") -> dict:
     import torch
 
     try:
-        return torch.load(checkpoint, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(checkpoint, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"checkpoint {checkpoint}: no such file") from None
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError) as err:

@@ -50,10 +50,15 @@ class SweepStatus:
         if not todo:
             return []
         if not todo[0].overrides:  # found runs without a sweep: rerun from the overrides their config implies
-            return ["lmlab-train " + " ".join(map(shlex.quote, rerun_overrides(self.directory / r.run_id)))
-                    for r in todo]
+            return [self._rerun_found(r.run_id) for r in todo]
         merged = _merge_single_varying_key([r.overrides for r in todo])
         return [" ".join(["lmlab-train", "-m", *map(shlex.quote, o + self.launcher)]) for o in merged]
+
+    def _rerun_found(self, run_id: str) -> str:
+        try:
+            return "lmlab-train " + " ".join(map(shlex.quote, rerun_overrides(self.directory / run_id)))
+        except ConfigError as err:  # one tampered run does not hide the others
+            return f"# {run_id}: {err}"
 
 
 def _merge_single_varying_key(jobs: list[list[str]]) -> list[list[str]]:
