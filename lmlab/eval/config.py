@@ -93,7 +93,7 @@ class FinetuneConfig:
     hidden state of a pretrained run, trained on the task's labeled examples from the corpus's train
     split, stopped early on its validation split, scored on the task itself (test split)."""
     pretrained: Optional[str] = None  # a run directory: its config, tokenizer and last checkpoint
-    task: str = "era"  # conf/task/<name>.yaml (a classification task built from the corpus)
+    task: TaskConfig = field(default_factory=TaskConfig)  # the group conf/task/ (task=era): built from the corpus
     seed: int = 0
     n_train: Optional[int] = 2000  # labeled examples drawn from the train split (null: all)
     n_val: Optional[int] = 200  # from the validation split, for early stopping

@@ -90,7 +90,7 @@ def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch
     (tasks evaluated before and not now are kept)."""
     from lmlab.io import read_json, write_json
     from lmlab.runs.load import load_model
-    from lmlab.runs.record import now_iso
+    from lmlab.runs.record import RunRecord, now_iso
 
     run_dir = Path(run_dir)
     model, tok, cfg = load_model(run_dir, device)
@@ -98,10 +98,10 @@ def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch
     results = evaluate_model(model, tok, tasks, scheme, batch_size, corpus_eot_id(cfg["data"]["dir"], tok))
     path = Path(output) if output else run_dir / EVAL_FILE
     record = read_json(path) if path.exists() else {"tasks": {}}
-    result = (run_dir / "result.json").is_file() and read_json(run_dir / "result.json") or {}
+    reached = RunRecord(run_dir).result() or RunRecord(run_dir).status() or {}  # where the checkpoint is
     for name, entry in results.items():
-        entry.update({"scheme": scheme, "evaluated_at": now_iso(), "tokens": result.get("tokens"),
-                      "steps": result.get("steps")})
+        entry.update({"scheme": scheme, "evaluated_at": now_iso(), "tokens": reached.get("tokens"),
+                      "steps": reached.get("steps", reached.get("step"))})
         record["tasks"][name] = entry
     record["run_dir"] = str(run_dir)
     write_json(path, record)

@@ -1,6 +1,7 @@
 """Supervised fine-tuning: a classification head on the final hidden state of a pretrained lmlab run.
 
-`python -m lmlab.eval.finetune pretrained=<run dir> task=era` (conf/finetune.yaml) builds the task's
+`python -m lmlab.eval.finetune pretrained=<run dir> task=era` (conf/finetune.yaml; task selects a
+config of the group conf/task/) builds the task's
 labeled examples from the corpus the run trained on: training examples from its train split,
 validation examples (early stopping on their loss, Lightning's EarlyStopping) from its validation
 split, and scores the task itself (test split) at the end. The result is an ordinary run record in
@@ -30,6 +31,7 @@ from lmlab.eval.scoring import Scores
 from lmlab.eval.tasks import CLASSIFICATION, Task
 
 log = logging.getLogger("lmlab.eval")
+OUTPUT_KEYS = ("runs_dir", "group", "threads", "progress_bar")
 
 
 class Classifier(L.LightningModule):
@@ -67,7 +69,8 @@ class Classifier(L.LightningModule):
     @torch.no_grad()
     def log_probs(self, loader: DataLoader) -> np.ndarray:
         self.eval()
-        out = [F.log_softmax(self(idx, lengths), -1).double().numpy() for idx, lengths, _ in loader]
+        out = [F.log_softmax(self(idx.to(self.device), lengths.to(self.device)), -1).double().cpu().numpy()
+               for idx, lengths, _ in loader]
         return np.concatenate(out)
 
 
@@ -144,7 +147,6 @@ def labeled_sets(task_cfg: dict, data_dir: str | Path, cfg: dict, model_tokenize
 
 def finetune(cfg: dict) -> dict:
     """Fine-tune, record, and return result.json's content (a completed run with this config: skipped)."""
-    from lmlab.eval.config import task_config
     from lmlab.eval.tasks import tokenizer_sha256
     from lmlab.runs.load import load_model
     from lmlab.runs.record import RunRecord, config_hash
@@ -152,7 +154,7 @@ def finetune(cfg: dict) -> dict:
     if not cfg["pretrained"]:
         raise ConfigError("pretrained: not set, expected pretrained=<run directory>")
     check_augment(cfg["augment"])
-    task_cfg = task_config(cfg["task"])
+    task_cfg = cfg["task"]
     model, tok, pre_cfg = load_model(cfg["pretrained"])
     if cfg["dropout"] is not None:
         for m in model.modules():
@@ -162,7 +164,9 @@ def finetune(cfg: dict) -> dict:
     record_cfg = {"task": task_cfg, "finetune": cfg, "model": pre_cfg["model"], "data": pre_cfg["data"],
                   "seed": cfg["seed"], "run": {"group": cfg["group"], "name": None, "resume": True},
                   "pretrained": {"run_dir": str(Path(cfg["pretrained"]).resolve()), "run_id": pre_id}}
-    run_id = f"{task_cfg['name']}-ft-{pre_id}-s{cfg['seed']}-{config_hash(record_cfg)[:8]}"
+    # Where it goes and how it shows progress are not what is trained.
+    identity = {**record_cfg, "finetune": {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}}
+    run_id = f"{task_cfg['name']}-ft-{pre_id}-s{cfg['seed']}-{config_hash(identity)[:8]}"
     rec = RunRecord(Path(cfg["runs_dir"]) / cfg["group"] / run_id)
     done = rec.result()
     if done and done.get("status") == "completed":
@@ -193,7 +197,7 @@ def _train_and_record(cfg, record_cfg, rec, run_id, model, tok, sets) -> dict:
     stopper = L.pytorch.callbacks.EarlyStopping("val_loss", min_delta=cfg["early_stopping"]["min_delta"],
                                                 patience=cfg["early_stopping"]["patience"], mode="min")
     progress = sys.stderr.isatty() if cfg["progress_bar"] is None else cfg["progress_bar"]
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=cfg["max_epochs"], logger=False,
+    trainer = L.Trainer(accelerator="auto", devices=1, max_epochs=cfg["max_epochs"], logger=False,
                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
                         num_sanity_val_steps=0, callbacks=[stopper, EpochRows(rec, tokens_per_epoch)],
                         default_root_dir=rec.dir)
@@ -249,9 +253,14 @@ def compose_finetune(overrides: list[str]) -> dict:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return plain(compose(config_name="finetune", overrides=overrides))
+            cfg = compose(config_name="finetune", overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"finetune config: {str(err).splitlines()[0]}") from None
+    name = cfg.hydra.runtime.choices["task"]
+    del cfg.hydra
+    cfg = plain(cfg)
+    cfg["task"]["name"] = name
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = finetune(compose_finetune(argv))
     except LmlabError as err:
-        print(f"lmlab-finetune: error: {err}", file=sys.stderr)
+        print(f"lmlab.eval.finetune: error: {err}", file=sys.stderr)
         return 2
     print(f"{result['task']}: accuracy {result['accuracy']:.3f} (majority {result['majority_baseline']:.3f}), "
           f"macro f1 {result['f1']:.3f}; {result['epochs']} epoch(s){' (stopped early)' if result['stopped_early'] else ''}")
