@@ -9,6 +9,7 @@ every human line to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from lmlab.analysis import cli_args
 
@@ -76,7 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import contextlib
     import sys
 
     from lmlab.analysis.fitjson import save_fit
@@ -107,25 +107,19 @@ class Log:
             self.warnings.append(message)
             print(f"warning: {message}", file=sys.stderr)
 
+    @contextlib.contextmanager
     def capture(self):
-        import contextlib
+        """Library warnings (a fit that did not converge) become warning lines; numerical noise does not."""
         import warnings
 
         import numpy as np
 
-        log = self
-
-        @contextlib.contextmanager
-        def ctx():
-            with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
-                warnings.simplefilter("always")
-                try:
-                    yield
-                finally:
-                    for w in caught:
-                        if not issubclass(w.category, (RuntimeWarning, DeprecationWarning, FutureWarning)):
-                            log.warn(str(w.message))
-        return ctx()
+        with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+            warnings.simplefilter("always")
+            yield   # on an error the error line alone is shown
+            for w in caught:
+                if not issubclass(w.category, (RuntimeWarning, DeprecationWarning, FutureWarning)):
+                    self.warn(str(w.message))
 
 
 def _validate(args) -> None:

@@ -8,7 +8,6 @@ Kaplan's S_min from steps, tokens per step and loss); the fit JSON records how e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

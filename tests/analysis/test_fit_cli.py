@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from lmlab.analysis.allocation import chinchilla_optimal
 from lmlab.cli import main

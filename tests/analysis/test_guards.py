@@ -11,7 +11,7 @@ import pytest
 
 from lmlab.cli import main
 
-from .conftest import TRUTH, chinchilla_loss, cli_error, isoflop_runs
+from .conftest import TRUTH, cli_error, isoflop_runs
 
 
 @pytest.fixture(scope="module")
