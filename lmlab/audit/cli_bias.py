@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lmlab.cli import count
 from lmlab.errors import ConfigError
 
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -27,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="templates JSONL (repeatable; default conf/audit/templates.jsonl)")
     parser.add_argument("--dimensions", help="comma-separated lexicon dimensions to audit (default: all)")
     parser.add_argument("--split", default="train", help="corpus split to count in (default: train, what the model saw)")
-    parser.add_argument("--bootstrap", type=float, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--bootstrap", type=count, default=1000, help="bootstrap resamples (default 1000, at least 10)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def check_args(args) -> None:
-    if args.bootstrap != int(args.bootstrap) or args.bootstrap < 10:
-        raise ConfigError(f"--bootstrap={args.bootstrap:g}: expected a whole number of at least 10 resamples")
+    if args.bootstrap < 10:
+        raise ConfigError(f"--bootstrap={args.bootstrap}: expected at least 10 resamples")
     if not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence={args.confidence}: expected a number in (0, 1), e.g. 0.95")
     if args.output and Path(args.output).suffix not in (".json", *TABLE_SUFFIXES):
@@ -64,7 +65,7 @@ def audit_runs(run_dirs: list[Path], lexicon, templates, args) -> list[dict]:
     from lmlab.data.shards import read_manifest
     from lmlab.runs.load import load_model
 
-    n_boot, data_audits, audits = int(args.bootstrap), {}, []
+    n_boot, data_audits, audits = args.bootstrap, {}, []
     with Progress("bias audit", len(run_dirs), unit="run") as bar:
         for run_dir in run_dirs:
             model, tok, cfg = load_model(run_dir)

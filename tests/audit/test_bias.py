@@ -130,7 +130,7 @@ def test_a_study_of_two_budgets_gives_a_table_a_figure_and_a_trend(trained_toy_r
     (lambda tmp: ["--templates", str(write_jsonl(tmp / "t.jsonl", [{"dimension": "caste", "text": "{group} ran."}]))],
      "unknown lexicon dimension 'caste'"),
     (lambda tmp: ["--lexicon", str(tmp / "missing.yaml")], "missing.yaml: no such file"),
-    (lambda tmp: ["--bootstrap", "5"], "--bootstrap=5: expected a whole number of at least 10"),
+    (lambda tmp: ["--bootstrap", "5"], "--bootstrap=5: expected at least 10 resamples"),
 ])
 def test_bad_input_is_one_line_naming_it(setup, message, tmp_path, capsys):
     run_dir = tmp_path / "no-such-run"  # the inputs are checked before any run is opened
