@@ -52,20 +52,22 @@ def run_search(sweeper, arguments: list[str]) -> list:
     requeue_interrupted(study)
     tune = [sp.override("tune.storage", _quote(where)), sp.override("tune.study", _quote(s["study_name"]))]
     returns = []
-    while (remaining := n_trials - len(counted(study))) > 0:
-        trials = [study.ask(space) for _ in range(min(s["n_jobs"], remaining))]
-        batch = [[*fixed, *(sp.override(k, t.params[k]) for k in space), *tune, f"tune.trial={t.number}"]
-                 for t in trials]
-        log.info("trials %s: launching", ", ".join(str(t.number) for t in trials))
-        results = sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
-        for trial, result in zip(trials, results):
-            tell(study, trial, result)
-        returns.append(results)
-        check_failures(study, s["max_failure_rate"], n_trials)
-    from lmlab.tune.results import write_report
+    try:
+        while (remaining := n_trials - len(counted(study))) > 0:
+            trials = [study.ask(space) for _ in range(min(s["n_jobs"], remaining))]
+            batch = [[*fixed, *(sp.override(k, t.params[k]) for k in space), *tune, f"tune.trial={t.number}"]
+                     for t in trials]
+            log.info("trials %s: launching", ", ".join(str(t.number) for t in trials))
+            results = sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
+            for trial, result in zip(trials, results):
+                tell(study, trial, result)
+            returns.append(results)
+            check_failures(study, s["max_failure_rate"], n_trials)
+    finally:  # also when too many trials failed: the report shows what ran
+        from lmlab.tune.results import write_report
 
-    summary = write_report(study, sweep_dir / "study")
-    log.info("study %s: %s; report in %s", s["study_name"], summary_line(summary), sweep_dir / "study")
+        summary = write_report(study, sweep_dir / "study")
+        log.info("study %s: %s; report in %s", s["study_name"], summary_line(summary), sweep_dir / "study")
     return returns
 
 

@@ -101,5 +101,6 @@ def test_a_failed_trial_is_recorded_and_the_search_stops_only_past_the_failure_r
 
     strict = search(data_root, runs, *grid, "run.group=strict", "hydra.sweeper.max_failure_rate=0")
     assert strict.returncode == 2
-    [line] = [x for x in strict.stderr.splitlines() if x.startswith("lmlab-train: error:")]
+    line = [x for x in strict.stderr.splitlines() if x.startswith("lmlab-train: error:")][-1]  # after the run's own
     assert "1 of" in line and "max_failure_rate=0" in line
+    assert "fail" in set(pd.read_csv(study_dir(runs, "strict") / "trials.csv")["state"])  # reported all the same
