@@ -222,8 +222,10 @@ def _selection(args) -> str:
 
 
 def _provenance(df, args, log) -> dict:
-    """The unit of compute, vocabulary and data the runs were counted at (fit.json keys)."""
-    out = {"compute": _columns(args)["C"]}
+    """The unit of compute (the column that holds C; None when the table has none), vocabulary and
+    data the runs were counted at (fit.json keys)."""
+    c_col = _columns(args)["C"]
+    out = {"compute": c_col if c_col in df.columns else None}
     for key in ("vocab_size", "data"):
         if key not in df.columns:
             continue
