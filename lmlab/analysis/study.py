@@ -14,8 +14,10 @@ import pandas as pd
 
 from lmlab.analysis.laws import Law, kaplan_s_min
 from lmlab.errors import FitError
+from lmlab.runspec import COMPUTE
 
-DEFAULT_COLUMNS = {"N": "n_params", "D": "tokens", "C": "flops_6n", "loss": "final_val_loss",
+# C defaults to the run records' one unit of compute (lmlab.runspec.COMPUTE)
+DEFAULT_COLUMNS = {"N": "n_params", "D": "tokens", "C": COMPUTE, "loss": "final_val_loss",
                    "y": None, "S": "steps"}
 KAPLAN_B_STAR, KAPLAN_ALPHA_B = 2.0e8, 0.21
 
