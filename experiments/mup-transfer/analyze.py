@@ -24,15 +24,27 @@ def scans(runs: Path) -> dict[tuple[str, int], pd.DataFrame]:
     out = {}
     for key, names in groups.items():
         tables = [pd.read_csv(runs / ".hydra" / "search" / name / "study" / "trials.csv") for name in names]
-        out[key] = pd.concat(tables).sort_values("param.optim.lr")[["param.optim.lr", "value", "state"]]
+        out[key] = pd.concat(tables).sort_values("param.optim.lr")[["param.optim.lr", "value", "state"]].reset_index(drop=True)
     out["mup", 32] = out["sp", 32]
     return out
+
+
+def vertex(table: pd.DataFrame) -> float:
+    """The minimum of a parabola in log2(lr) through the best point and its two neighbours on each
+    side: an estimate of the best lr between grid points, less at the mercy of one noisy run."""
+    t = table.dropna(subset=["value"]).reset_index(drop=True)
+    i = int(t["value"].idxmin())
+    near = t.iloc[max(0, i - 2): i + 3]
+    a, b, _ = np.polyfit(np.log2(near["param.optim.lr"]), near["value"], 2)
+    return float(2 ** (-b / (2 * a))) if a > 0 else float(t.loc[i, "param.optim.lr"])
 
 
 def main(runs: Path, out: Path) -> None:
     data = scans(runs)
     best = {k: float(t.loc[t["value"].idxmin(), "param.optim.lr"]) for k, t in data.items()}
+    fitted = {k: vertex(t) for k, t in data.items()}
     shift = {p: math.log2(best[p, WIDTHS[1]] / best[p, WIDTHS[0]]) for p in ("sp", "mup")}
+    fitted_shift = {p: math.log2(fitted[p, WIDTHS[1]] / fitted[p, WIDTHS[0]]) for p in ("sp", "mup")}
     fig = Figure(figsize=(10, 4))
     for ax, param in zip(fig.subplots(1, 2, sharey=True), ("sp", "mup")):
         for width in WIDTHS:
@@ -47,6 +59,8 @@ def main(runs: Path, out: Path) -> None:
     findings = {
         "best_lr": {f"{p}-{w}": best[p, w] for p, w in best},
         "shift_grid_steps": shift,  # grid step: a factor 2 in lr
+        "best_lr_parabola": {f"{p}-{w}": fitted[p, w] for p, w in fitted},
+        "shift_grid_steps_parabola": fitted_shift,
         "loss": {f"{p}-{w}": dict(zip(t["param.optim.lr"], t["value"])) for (p, w), t in data.items()},
         "transfers_under_mup": abs(shift["mup"]) <= 1,
         "moves_under_sp": abs(shift["sp"]) >= 1,
@@ -54,7 +68,8 @@ def main(runs: Path, out: Path) -> None:
     write_json(out / "findings.json", findings)
     for key, value in findings["best_lr"].items():
         print(f"best lr {key}: {value:g}")
-    print(f"shift in grid steps (x2) from width 32 to 128: SP {shift['sp']:+.0f}, muP {shift['mup']:+.0f}")
+    print(f"shift in grid steps (x2) from width 32 to 128: SP {shift['sp']:+.0f}, muP {shift['mup']:+.0f}; "
+          f"between parabola minima: SP {fitted_shift['sp']:+.2f}, muP {fitted_shift['mup']:+.2f}")
 
 
 if __name__ == "__main__":
