@@ -24,3 +24,10 @@ def test_a_bad_search_is_one_line_and_launches_nothing(tmp_path, overrides, mess
     lines = [line for line in proc.stderr.splitlines() if line.startswith("lmlab-train: error:")]
     assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
     assert not list(runs.rglob("optuna.journal")) and not list(runs.rglob("config.yaml"))
+
+
+def test_a_report_of_a_directory_without_a_study_is_one_line(tmp_path):
+    proc = run_cli(["-m", "lmlab.cli", "tune", "report", str(tmp_path)], timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"lmlab tune report: error: {tmp_path / 'optuna.journal'}: no such file; "
+                                   "expected the sweep directory of a search (hydra.sweep.dir)")
