@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lmlab.errors import ConfigError, LmlabError
 
-USAGE = """usage: lmlab-eval [--json] run=<run dir> ['tasks=[cloze,era]'] [scheme.name=bootstrap|kfold|holdout] [key=value ...]
+USAGE = """usage: lmlab-eval [--json] run=<run dir> ['tasks=[cloze,era]'] [scheme.name=bootstrap|kfold|holdout]
+                  [key=value ...]
 
 Score a run's last checkpoint on tasks (conf/task/<name>.yaml or a path to a task .yaml) and merge
 the results into <run dir>/eval.json. Keys: see conf/eval.yaml."""

@@ -22,7 +22,8 @@ log = logging.getLogger("lmlab.eval")
 
 EVAL_CURVE = "eval_curve.jsonl"
 HOLDOUT = {"name": "holdout", "n_boot": 0, "k": 0, "confidence": 0.95, "seed": 0}
-ROW_KEYS = ("accuracy", "accuracy_norm", "accuracy_pmi", "precision", "recall", "f1", "task_loss", "task_loss_per_char", "n_examples")
+ROW_KEYS = ("accuracy", "accuracy_norm", "accuracy_pmi", "precision", "recall", "f1", "task_loss", "task_loss_per_char",
+            "n_examples")
 
 
 def in_loop_task_configs(eval_cfg: dict) -> list[dict]:
@@ -59,7 +60,8 @@ class InLoopEval(OnStep):
     def on_step(self, trainer, module) -> None:
         if trainer.global_step in self.milestones and trainer.is_global_zero:
             with trainer.precision_plugin.forward_context():
-                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"], self.eot_id)
+                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"],
+                                         self.eot_id)
             step = trainer.global_step
             for name, r in results.items():
                 append_jsonl(self.path, {"step": step, "tokens": step * self.tokens_per_step, "task": name,

@@ -15,13 +15,12 @@ import numpy as np
 
 from lmlab.eval import schemes
 from lmlab.eval.metrics import classification_metrics
+from lmlab.eval.results import EVAL_FILE, HEADLINE
 from lmlab.eval.scoring import Scores, score_task
 from lmlab.eval.tasks import Task, build_task, corpus_eot_id, tokenizer_sha256
 
 log = logging.getLogger("lmlab.eval")
 
-EVAL_FILE = "eval.json"
-HEADLINE = ("accuracy", "accuracy_norm", "accuracy_pmi", "precision", "recall", "f1", "task_loss", "task_loss_per_char")
 
 
 def statistics(scores: Scores, n_classes: int, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -67,7 +66,8 @@ def summarise(task: Task, scores: Scores, scheme: dict) -> dict:
     return out
 
 
-def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int = 64, eot_id: int | None = None) -> dict:
+def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int = 64,
+                   eot_id: int | None = None) -> dict:
     """Each task's eval.json entry; eot_id (the corpus's end-of-text token) adds accuracy_pmi."""
     results = {}
     for task in tasks:
@@ -106,21 +106,3 @@ def evaluate_run(run_dir: str | Path, task_cfgs: list[dict], scheme: dict, batch
     record["run_dir"] = str(run_dir)
     write_json(path, record)
     return record
-
-
-def eval_columns(run_dir: str | Path) -> dict:
-    """The run's eval.json as study-table columns, `eval.<task>.<metric>` (+ `_lo`/`_hi` for intervals);
-    {} when the run has not been evaluated. `lmlab runs collect` adds these to the run's row."""
-    from lmlab.io import read_json
-
-    path = Path(run_dir) / EVAL_FILE
-    if not path.is_file():
-        return {}
-    columns = {}
-    for name, entry in (read_json(path).get("tasks") or {}).items():
-        for key in HEADLINE:
-            columns[f"eval.{name}.{key}"] = entry.get(key)
-            ci = entry.get(f"{key}_ci")
-            columns[f"eval.{name}.{key}_lo"], columns[f"eval.{name}.{key}_hi"] = ci if ci else (None, None)
-        columns[f"eval.{name}.n_examples"] = entry.get("n_examples")
-    return columns

@@ -41,7 +41,7 @@ class Classifier(L.LightningModule):
     def __init__(self, backbone: nn.Module, n_classes: int, cfg: dict):
         super().__init__()
         backbone.lm_head = nn.Identity()  # the GPT now returns hidden states where it returned logits
-        self.backbone, self.cfg = backbone, cfg
+        self.backbone, self.cfg = backbone.train(), cfg  # loaded in eval mode; dropout, if any, trains
         self.head = nn.Linear(backbone.cfg.d_model, n_classes)
 
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -128,7 +128,8 @@ class EpochRows(L.Callback):
         base = {"step": trainer.global_step, "epoch": epoch, "tokens": epoch * self.tokens_per_epoch}
         self.record.append_metrics({**base, "train_loss": float(m["train_loss"])})
         if "val_loss" in m:
-            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]), "val_accuracy": float(m["val_accuracy"])})
+            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]),
+                                        "val_accuracy": float(m["val_accuracy"])})
             log.info("epoch %d: train loss %.4f, validation loss %.4f, accuracy %.3f", epoch, float(m["train_loss"]),
                      float(m["val_loss"]), float(m["val_accuracy"]))
 
@@ -141,7 +142,8 @@ def labeled_sets(task_cfg: dict, data_dir: str | Path, cfg: dict, model_tokenize
         raise ConfigError(f"task {task_cfg['name']}: kind={task_cfg['kind']} cannot be fine-tuned on, expected a "
                           "classification task built from the corpus (kind=era)")
     train = sample(corpus_task(task_cfg, data_dir, "train", True, model_tokenizer), cfg["n_train"], cfg["seed"])
-    val = sample(corpus_task(task_cfg, data_dir, "validation", model_tokenizer=model_tokenizer), cfg["n_val"], cfg["seed"])
+    val = sample(corpus_task(task_cfg, data_dir, "validation", model_tokenizer=model_tokenizer), cfg["n_val"],
+                 cfg["seed"])
     return train, val, build_task(task_cfg, data_dir, model_tokenizer)
 
 
@@ -177,7 +179,8 @@ def finetune(cfg: dict) -> dict:
 
 
 def _train_and_record(cfg, record_cfg, rec, run_id, model, tok, sets) -> dict:
-    from lmlab.eval.evaluate import EVAL_FILE, summarise
+    from lmlab.eval.evaluate import summarise
+    from lmlab.eval.results import EVAL_FILE
     from lmlab.eval.overfit import gap_growing, save_learning_curve
     from lmlab.io import read_jsonl, write_json
     from lmlab.runs.record import now_iso
@@ -191,7 +194,8 @@ def _train_and_record(cfg, record_cfg, rec, run_id, model, tok, sets) -> dict:
     train_data = Examples(train, tok, seq_len, cfg["augment"], cfg["seed"])
     loaders = [DataLoader(train_data, batch_size=cfg["batch_size"], sampler=EpochOrder(len(train), cfg["seed"]),
                           collate_fn=collate)]
-    loaders += [DataLoader(Examples(t, tok, seq_len), batch_size=cfg["batch_size"], collate_fn=collate) for t in (val, test)]
+    loaders += [DataLoader(Examples(t, tok, seq_len), batch_size=cfg["batch_size"], collate_fn=collate)
+                for t in (val, test)]
     module = Classifier(model, len(train.class_names), cfg)
     tokens_per_epoch = sum(len(ids) for ids in train_data.ids)
     stopper = L.pytorch.callbacks.EarlyStopping("val_loss", min_delta=cfg["early_stopping"]["min_delta"],
@@ -221,7 +225,8 @@ def _train_and_record(cfg, record_cfg, rec, run_id, model, tok, sets) -> dict:
     rows = read_jsonl(rec.metrics_path)
     epochs = sum("train_loss" in r for r in rows)
     stopped = bool(stopper.stopped_epoch)
-    reason = f"early stopping after epoch {stopper.stopped_epoch + 1}: validation loss stopped improving" if stopped else None
+    reason = (f"early stopping after epoch {stopper.stopped_epoch + 1}: validation loss stopped improving"
+              if stopped else None)
     result = {
         "status": "completed", "reason": reason, "run_id": run_id, "task": test.name,
         "pretrained_run": record_cfg["pretrained"]["run_id"],
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmlab.eval.finetune: error: {err}", file=sys.stderr)
         return 2
     print(f"{result['task']}: accuracy {result['accuracy']:.3f} (majority {result['majority_baseline']:.3f}), "
-          f"macro f1 {result['f1']:.3f}; {result['epochs']} epoch(s){' (stopped early)' if result['stopped_early'] else ''}")
+          f"macro f1 {result['f1']:.3f}; {result['epochs']} epoch(s)" + (" (stopped early)" if result["stopped_early"] else ""))
     return 0
 
 

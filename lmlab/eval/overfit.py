@@ -51,8 +51,9 @@ class EarlyStopping(OnStep):
             return
         self.checked_step = last[0]
         if self.patience.update(last[1]):
+            p = self.patience
             self.reason = (f"early stopping at step {last[0]}: validation loss {last[1]:.4f} has not improved on "
-                           f"{self.patience.best:.4f} by {self.patience.min_delta} for {self.patience.patience} validations")
+                           f"{p.best:.4f} by {p.min_delta} for {p.patience} validations")
             trainer.should_stop = True
 
 

@@ -75,8 +75,9 @@ def token_loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], batch_
     for i, (ctx, cont) in enumerate(pairs):
         keep = seq_len + 1 - len(cont)  # inputs are the sequence less its last token
         if not cont or keep < 1 or not ctx:
-            raise DataError(f"{names[i] if names else f'request {i}'}: {len(ctx)} prompt and {len(cont)} choice tokens, "
-                            f"expected a non-empty prompt and a choice of 1 to {seq_len} tokens (model.seq_len={seq_len})")
+            name = names[i] if names else f"request {i}"
+            raise DataError(f"{name}: {len(ctx)} prompt and {len(cont)} choice tokens, expected a non-empty prompt "
+                            f"and a choice of 1 to {seq_len} tokens (model.seq_len={seq_len})")
         sequences.append((list(ctx[-keep:]), list(cont)))
     total, greedy = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=bool)
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]) - len(sequences[i][1]))
@@ -103,7 +104,7 @@ def _batch_loglikelihood(model, pairs: list[tuple[list[int], list[int]]], device
         scored[row, len(ctx) - 1:n] = True
     logits, _ = model(idx.to(device))
     target, scored = target.to(device), scored.to(device)
-    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    logp = -F.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="none").view_as(target)
     greedy = ((logits.argmax(-1) == target) | ~scored).all(1)
     return (logp * scored).sum(1).double().cpu().numpy(), greedy.cpu().numpy()
 
@@ -115,7 +116,8 @@ def score_task(model, tok, task: Task, batch_size: int = 64, eot_id: int | None 
     texts = [task.choices[i][j] for i, j in rows]
     lp, nt = loglikelihoods(model, tok, [task.prompts[i] for i, _ in rows], texts, batch_size,
                             [f"task {task.name} example {i} choice {j}" for i, j in rows])
-    logprob, n_tokens, n_chars = np.full((len(task), width), np.nan), np.ones((len(task), width)), np.ones((len(task), width))
+    logprob = np.full((len(task), width), np.nan)
+    n_tokens, n_chars = np.ones((len(task), width)), np.ones((len(task), width))
     for (i, j), value, count, text in zip(rows, lp, nt, texts):
         logprob[i, j], n_tokens[i, j], n_chars[i, j] = value, count, len(text)
     unconditional = None

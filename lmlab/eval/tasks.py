@@ -198,7 +198,8 @@ def _parse_line(line: str, lineno: int, path: Path, label_set: list[str] | None)
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
-        raise DataError(f"{where}: not valid JSON ({err.msg}), expected an object with prompt, choices, label") from None
+        raise DataError(f"{where}: not valid JSON ({err.msg}), expected an object with prompt, choices, "
+                        "label") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: got {type(obj).__name__}, expected an object with prompt, choices, label")
     prompt, options, label = obj.get("prompt"), obj.get("choices", label_set), obj.get("label")

@@ -36,7 +36,8 @@ def train(data_root: Path, runs_dir: Path, tokens: int, extra_callbacks=lambda r
 
 @pytest.fixture(scope="session")
 def eval_runs(data_root, tmp_path_factory):
-    """brief: 5 steps; long: 1000 steps (validation loss about 4.9, where a 2-layer model starts to use its context) with the cloze task scored at every validation milestone."""
+    """brief: 5 steps; long: 1000 steps (validation loss about 4.9, where a 2-layer model starts to use
+    its context), with the cloze task scored at every validation milestone."""
     from lmlab.eval.callback import InLoopEval
     from lmlab.train.run import val_milestones
 

@@ -11,7 +11,8 @@ import pytest
 from lmlab.errors import ConfigError
 from lmlab.eval.__main__ import main
 from lmlab.eval.callback import EVAL_CURVE, HOLDOUT, in_loop_task_configs
-from lmlab.eval.evaluate import build_tasks, eval_columns, evaluate_model
+from lmlab.eval.evaluate import build_tasks, evaluate_model
+from lmlab.eval.results import eval_columns
 from lmlab.eval.tasks import corpus_eot_id
 from lmlab.io import read_jsonl
 from lmlab.runs.load import load_model
