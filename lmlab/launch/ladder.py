@@ -30,7 +30,9 @@ from lmlab.budget import CHINCHILLA_TOKENS_PER_PARAM
 REPO_CONF = CONF_DIR / "ladder"
 
 DEFAULT_RULES = {
-    # Porian et al. 2024, fitted on tuned AdamW runs; batch in tokens = seqs * ref_seq_len.
+    # Attributed to Porian et al. 2024 (tuned AdamW runs); the coefficients are unverified against the paper, and a
+    # scan at 390k found the best lr about 8x lower than this rule gives: override them under `rules:`.
+    # Batch in tokens = seqs * ref_seq_len.
     "batch": {"coef_sequences": 160.0, "ref_seq_len": 2048, "ref_n": 108e6, "exponent": 2 / 3,
               "min_sequences": 8, "max_sequences": 4096},
     "lr": {"coef": 0.0047, "ref_n": 108e6, "exponent": -1 / 3},

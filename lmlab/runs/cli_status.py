@@ -23,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
                           "counts": {s: status.count(s) for s in STATES}, "rerun": status.rerun_commands()}, indent=2))
     else:
         print(render(status))
-    return 0 if status.count("completed") == len(status.runs) else 1
+    return 0 if status.count("completed") + status.count("pruned") == len(status.runs) else 1

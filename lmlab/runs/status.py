@@ -20,7 +20,7 @@ from pathlib import Path
 from lmlab.config import expand_sweep  # noqa: F401  (used by sweeps below and by tests)
 from lmlab.errors import ConfigError
 
-STATES = ("completed", "running", "failed", "missing")
+STATES = ("completed", "pruned", "running", "failed", "missing")  # pruned: stopped by a search on purpose
 SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING", "CONFIGURING",
                "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 
@@ -28,7 +28,7 @@ SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPL
 @dataclass
 class RunState:
     run_id: str
-    state: str  # completed | running | failed | missing
+    state: str  # one of STATES
     reason: str | None = None
     overrides: list[str] = field(default_factory=list)  # the sweep job's overrides (empty for a found run)
     loss: float | None = None  # final validation loss of a completed run
@@ -214,12 +214,12 @@ def run_state(run_dir: Path, overrides: list[str]) -> RunState:
     name = run_dir.name
     result = rec.result()
     if result is not None:
-        return RunState(name, "completed" if result["status"] == "completed" else "failed", result.get("reason"),
-                        overrides, result.get("final_val_loss"), result.get("wall_s"))
+        state = result["status"] if result["status"] in ("completed", "pruned") else "failed"
+        return RunState(name, state, result.get("reason"), overrides, result.get("final_val_loss"), result.get("wall_s"))
     status = rec.status()
     if status is None:
         return RunState(name, "missing", None, overrides)
-    if status["status"] in ("completed", "failed"):
+    if status["status"] in ("completed", "failed", "pruned"):
         return RunState(name, status["status"], status.get("reason"), overrides)
     job = status.get("slurm_job_id")
     if job:

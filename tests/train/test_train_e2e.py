@@ -150,7 +150,7 @@ def test_hydra_habits_cfg_job_and_multirun(train_overrides, tmp_path):
     assert all(r["status"] == "completed" for r in results)
     # the sweep ends with a table of its runs, and no framework banner was printed on the way
     output = sweep.stdout + sweep.stderr
-    assert "sweep done:" in output and "4 expected: 4 completed" in output
+    assert "sweep done:" in output and "4 expected: 4 completed, 0 pruned" in output
     assert all(f"{r['run_id']}  completed" in output for r in results)
     assert not any(banner in output for banner in ("GPU available", "TPU available", "max_steps=", "Tip:"))
 
