@@ -276,7 +276,3 @@ class Run:
             if status == "failed":
                 log.error("run %s failed: %s", self.record.dir, reason)
         return result
-
-
-def train(cfg: DictConfig) -> dict:
-    return Run(cfg).execute()
