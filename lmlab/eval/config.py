@@ -105,7 +105,9 @@ class FinetuneConfig:
     dropout: Optional[float] = None  # null: the pretrained model's
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    scheme: SchemeConfig = field(default_factory=SchemeConfig)  # intervals of the test metrics
+    # Intervals of the test metrics: bootstrap of the test set, or kfold (spread across folds of the test
+    # set; K separate fits on folds of the training data are not done here).
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)
     runs_dir: str = "${oc.env:LMLAB_RUNS_DIR,runs}"
     group: str = "finetune"
     threads: Optional[int] = None
