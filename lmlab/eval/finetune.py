@@ -28,7 +28,7 @@ from lmlab.errors import ConfigError, LmlabError
 from lmlab.eval.augment import augment, check_augment
 from lmlab.eval.overfit import l1_penalty
 from lmlab.eval.scoring import Scores
-from lmlab.eval.tasks import CLASSIFICATION, Task
+from lmlab.eval.tasks import Task
 
 log = logging.getLogger("lmlab.eval")
 OUTPUT_KEYS = ("runs_dir", "group", "threads", "progress_bar")
