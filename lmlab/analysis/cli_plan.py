@@ -59,7 +59,6 @@ def run(args) -> int:
 
 def _plan(args, flops):
     """(the plan as a dict, the experiment config's text); prints the human summary."""
-    import math
     import sys
 
     import numpy as np
@@ -68,7 +67,6 @@ def _plan(args, flops):
     from lmlab.analysis.extrapolation import axis, beyond_evidence, honest_interval
     from lmlab.analysis.fitjson import fit_from_doc, load_fit_doc, select_group
     from lmlab.analysis.plan import experiment_config, inputs_at, plan_budget, planned_run
-    from lmlab.errors import FitError
 
     doc = select_group(load_fit_doc(args.fit), args.group, str(args.fit))
     n_column = doc.get("columns", {}).get("N", "n_params")
@@ -91,16 +89,16 @@ def _plan(args, flops):
         alloc = doc["allocation"]
         n_opt, d_opt = PowerLaw(**alloc["N_opt"])(flops).item(), PowerLaw(**alloc["D_opt"])(flops).item()
         out.update(N_opt=n_opt, D_opt=d_opt, loss=None, interval=None)
-    run = planned_run(flops, n_opt, n_column, vocab, args.seq_len)
-    if not math.isfinite(run.tokens) or run.tokens < 1:
-        raise FitError(f"the budget gives {run.tokens!r} tokens for size {run.size.name}; expected at least 1")
+    run = planned_run(flops, n_opt, n_column, vocab, args.seq_len, global_batch_size=args.global_batch_size,
+                      lr=args.lr, nodes=args.nodes, devices=args.devices, micro_batch_size=args.micro_batch_size)
     print(f"budget C = {flops:.4g} FLOPs ({doc['law']}, method {out['method']}; N is {n_column!r}, counted at "
           f"vocabulary {vocab})")
     level = out.get("level") or 0.95
     _line("N_opt", n_opt, out.get("intervals", {}).get("N_opt"), "parameter-only")
     _line("D_opt", d_opt, out.get("intervals", {}).get("D_opt"), "parameter-only")
     lines = [f"lmlab plan {args.fit}: C = {flops:.4g} FLOPs, N_opt = {n_opt:.4g}, D_opt = {d_opt:.4g}"]
-    out.update(size=run.size.name, size_n=int(run.n), tokens=run.tokens, seq_len=run.seq_len)
+    out.update(size=run.size.name, size_n=int(run.n), tokens=run.tokens, seq_len=run.seq_len,
+               steps=run.spec.budget.steps, planned_compute=run.spec.compute, run_id=run.spec.run_id)
     if fit is not None:
         _line("loss", out["loss"], out["interval"], f"{level:.0%}, holds when extrapolating")
         at = {k: np.array([v], dtype=float) for k, v in
@@ -112,16 +110,15 @@ def _plan(args, flops):
     else:
         print("  loss: not predicted (approaches 1 and 2 fit no loss law; use --method 3)")
     print(f"nearest registered size: {run.size.name} (N = {run.n:,}), trained on {run.tokens:.4g} tokens "
-          f"({run.tokens / run.n:.1f} tokens per parameter)")
+          f"({run.tokens / run.n:.1f} tokens per parameter) in {run.spec.budget.steps:,} steps, spending "
+          f"{run.spec.compute:.4g} FLOPs ({run.spec.compute / flops:.2%} of the budget, in lmlab's unit)")
     if not 0.5 <= run.n / n_opt <= 2.0:
         warnings.append(f"{run.size.name} is {run.n / n_opt:.3g} x N_opt; register a size near {n_opt:.3g} "
                         f"parameters for a compute-optimal run")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     out["warnings"] = warnings
-    text = experiment_config(size=run.size.name, seq_len=run.seq_len, tokens=int(round(run.tokens)), flops=flops,
-                             global_batch_size=args.global_batch_size, lr=args.lr, nodes=args.nodes,
-                             devices=args.devices, micro_batch_size=args.micro_batch_size, header="\n".join(lines))
+    text = experiment_config(run.settings, header="\n".join(lines))
     return out, text
 
 

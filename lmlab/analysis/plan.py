@@ -7,8 +7,8 @@ and D_opt intervals come from the bootstrap samples (each resampled law gives it
 cover parameter noise only.
 
 The planned run is `planned_run`: the registered size nearest N_opt, counted at the fit's
-vocabulary, and the tokens that spend the budget on it (`planned_tokens`: the one place that
-turns compute into tokens for a size).
+vocabulary, with `budget.flops` = C; its tokens, steps and compute come from the run spec
+(lmlab.runspec.resolve_run) of the composed experiment config, exactly as training will see them.
 
 Batch size and learning rate default to DeepSeek LLM's compute scaling laws (Bi et al. 2024):
 B_opt = 0.292 C^0.3271 tokens and lr_opt = 0.3118 C^-0.125; override them when you have your own.
@@ -17,6 +17,7 @@ B_opt = 0.292 C^0.3271 tokens and lr_opt = 0.3118 C^-0.125; override them when y
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,19 +114,42 @@ def plan_budget(fit: Fit, flops: float, level: float | None = None) -> PlanResul
 class PlannedRun:
     size: object             # the registry's ModelSize
     n: int                   # its N, counted as the fit's N column at the fit's vocabulary
-    seq_len: int
-    tokens: float            # tokens that spend the budget
+    settings: dict           # the experiment config's values (budget.flops = the planned C)
+    spec: object             # lmlab.runspec.RunSpec of that config: tokens, steps and compute as training sees them
+
+    @property
+    def tokens(self) -> int:
+        return self.spec.budget.tokens
+
+    @property
+    def seq_len(self) -> int:
+        return self.spec.gpt.seq_len
 
 
-def planned_run(flops: float, n_opt: float, n_column: str, vocab_size: int, seq_len: int | None) -> PlannedRun:
-    """The registered size nearest N_opt and the tokens that spend `flops` on it."""
+def planned_run(flops: float, n_opt: float, n_column: str, vocab_size: int, seq_len: int | None, *,
+                global_batch_size: int | None, lr: float | None, nodes: int, devices: int,
+                micro_batch_size: int) -> PlannedRun:
+    """The registered size nearest N_opt, trained on budget.flops = `flops`: its tokens, steps and compute
+    come from the run spec of the composed experiment config, so the run spends the planned compute in
+    lmlab's unit (to within one optimizer step)."""
     size, n = nearest_registered_size(n_opt, n_column, vocab_size, seq_len)
-    return PlannedRun(size=size, n=n, seq_len=seq_len or size.seq_len, tokens=planned_tokens(flops, n))
+    settings = experiment_settings(size=size.name, seq_len=seq_len or size.seq_len, flops=flops,
+                                   global_batch_size=global_batch_size, lr=lr, nodes=nodes, devices=devices,
+                                   micro_batch_size=micro_batch_size)
+    return PlannedRun(size=size, n=n, settings=settings, spec=resolve_experiment(settings, vocab_size))
 
 
-def planned_tokens(flops: float, n: float) -> float:
-    """Tokens that spend `flops` on a model of n parameters, C = 6 N D (the law's own relation)."""
-    return flops / (6.0 * n)
+def resolve_experiment(settings: dict, vocab_size: int):
+    """The run spec of an experiment config, composed over lmlab's training config as lmlab-train would."""
+    import tempfile
+
+    from lmlab.config import compose_train
+    from lmlab.runspec import resolve_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "experiment").mkdir()
+        (Path(tmp) / "experiment" / "planned.yaml").write_text(experiment_config(settings, ""))
+        return resolve_run(compose_train(["experiment=planned"], [tmp]), vocab_size)
 
 
 def nearest_registered_size(n: float, n_column: str, vocab_size: int, seq_len: int | None):
@@ -140,24 +164,26 @@ def nearest_registered_size(n: float, n_column: str, vocab_size: int, seq_len: i
     return size, counts["n_params_nonembedding" if n_column == NONEMBEDDING_COLUMN else "n_params"]
 
 
-def experiment_config(*, size: str, seq_len: int, tokens: int, flops: float, global_batch_size: int | None,
-                      lr: float | None, nodes: int, devices: int, micro_batch_size: int, header: str) -> str:
-    """A Hydra `# @package _global_` experiment config for the planned run (conf/experiment/).
-
-    The global batch is rounded up to a multiple of micro_batch_size x devices x nodes, which
-    training requires."""
+def experiment_settings(*, size: str, seq_len: int, flops: float, global_batch_size: int | None,
+                        lr: float | None, nodes: int, devices: int, micro_batch_size: int) -> dict:
+    """The values of the planned run's experiment config. The budget is `budget.flops`, so training
+    spends it in lmlab's unit of compute. The global batch is rounded up to a multiple of
+    micro_batch_size x devices x nodes, which training requires."""
     per_pass = micro_batch_size * devices * nodes
     if global_batch_size is None:
         global_batch_size = round(batch_tokens_for(flops) / seq_len)
     global_batch_size = int(max(1, math.ceil(global_batch_size / per_pass)) * per_pass)
-    cfg = {
-        "defaults": [{"override /budget": "tokens"}, {"override /trainer": "gpu"}],
+    return {
+        "defaults": [{"override /budget": "flops"}, {"override /trainer": "gpu"}],
         "model": {"size": size, "seq_len": int(seq_len)},
-        "budget": {"tokens": int(tokens)},
+        "budget": {"flops": float(flops)},
         "optim": {"lr": float(f"{lr if lr is not None else lr_for(flops):.3g}")},
         "trainer": {"global_batch_size": global_batch_size, "micro_batch_size": int(micro_batch_size),
-                    "nodes": int(nodes),
-                    "devices": int(devices), "precision": "bf16-mixed"},
+                    "nodes": int(nodes), "devices": int(devices), "precision": "bf16-mixed"},
     }
+
+
+def experiment_config(settings: dict, header: str) -> str:
+    """A Hydra `# @package _global_` experiment config (for `lmlab-train --config-dir DIR experiment=NAME`)."""
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    return "# @package _global_\n" + comment + yaml.safe_dump(cfg, sort_keys=False)
+    return "# @package _global_\n" + comment + yaml.safe_dump(settings, sort_keys=False)

@@ -85,13 +85,26 @@ def test_plan_gives_the_closed_form_optimum_and_a_launchable_config(chinchilla_f
     text = conf.read_text()
     assert text.startswith("# @package _global_\n")
     cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=planned"])
-    from lmlab.models.family import count_params, get_size, DEFAULT_VOCAB_SIZE
-    size = get_size(cfg.model.size)
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.nodes == 2 and cfg.trainer.devices == 8
     assert cfg.trainer.global_batch_size % (8 * 2 * cfg.trainer.micro_batch_size) == 0
-    n_size = count_params(size.config(DEFAULT_VOCAB_SIZE))["n_params"]
-    assert cfg.budget.tokens == pytest.approx(1e21 / (6 * n_size), rel=1e-6)
     assert cfg.optim.lr > 0
+
+
+def test_a_planned_run_spends_the_planned_compute(chinchilla_fit_json, tmp_path, capsys):
+    """The launched config, resolved as training resolves it, spends the budget in lmlab's unit within 1%;
+    the vocabulary is the fit's, and the plan reports what training will do."""
+    from lmlab.runspec import COMPUTE, resolve_run
+
+    conf = tmp_path / "experiment" / "planned.yaml"
+    assert main(["plan", str(chinchilla_fit_json / "fit.json"), "--flops", "3e20", "--vocab-size", "32000",
+                 "-o", str(conf), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    spec = resolve_run(compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=planned"]), vocab_size=32000)
+    assert COMPUTE == "flops_6n" and spec.compute == pytest.approx(3e20, rel=0.01) and spec.compute <= 3e20
+    assert spec.flops(spec.budget.tokens)[COMPUTE] == spec.compute
+    assert (plan["tokens"], plan["steps"], plan["planned_compute"]) == (spec.budget.tokens, spec.budget.steps,
+                                                                        spec.compute)
+    assert plan["vocab_size"] == 32000 and plan["size_n"] == spec.n_params
 
 
 def test_plan_by_gpu_hours_equals_plan_by_flops(chinchilla_fit_json, capsys):
