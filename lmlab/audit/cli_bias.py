@@ -130,7 +130,7 @@ def study_table(audits: list[dict]):
             row.update({f"pref.{dim}.{g}": p["value"] for g, p in v["groups"].items()})
         row.update({f"data_imbalance.{dim}": v["imbalance"]["value"] for dim, v in d["dimensions"].items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["n_params", "flops_6n"], ignore_index=True)
 
 
 def report_study(audits: list[dict], lexicon, args) -> int:

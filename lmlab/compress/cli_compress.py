@@ -131,7 +131,7 @@ def write_study(rows: list[dict], path: Path) -> None:
     from lmlab.audit.trend import figure, save_png
     from lmlab.io import write_table
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).sort_values(["n_params", "flops_6n"], kind="stable", ignore_index=True)
     write_table(df, path)
     fig = figure(df, ["loss_increase"], {"loss_increase": "validation loss increase (nats)"}, series="level")
     save_png(fig, path.with_suffix(".png"))

@@ -28,8 +28,10 @@ The estimate adds up, in bytes per device:
 
 The sum is the peak of a step in which gradients already exist while activations are alive, as
 with gradient accumulation (at accumulation 1 gradients appear as activations are freed, so the
-true peak is lower by up to the gradients). Measured against a CPU training step in
-tests/launch/test_memory.py (peak RSS growth of a fresh process, see `measure_cpu_peak`).
+true peak is lower by up to the gradients). Measured against CPU training steps in fp32 and in
+bf16-mixed (CPU autocast) by tests/launch/test_memory.py and bench/memory_estimate.py (peak RSS
+growth of a fresh process, see `measure_cpu_peak`); not yet on a GPU, whose kernels may save
+slightly different tensors.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def activation_bytes(cfg: GPTConfig, micro_batch: int, precision: str, checkpoin
     compute = 6 * h + (2 * h if cfg.pos == "rope" else 0) + (4 if cfg.mlp == "swiglu" else 2) * f
     per_layer = sb * (low * compute + FP32 * 2 * norm_values * h)
     head = sb * (FP32 * norm_values * h + low * h + FP32 * V)
-    backward_transient = sb * V * (2 * FP32 + (0 if precision == "32" else low))
+    backward_transient = sb * V * 2 * FP32  # the loss gradient and the log-softmax gradient, fp32 either way
     if not checkpointing:
         return cfg.n_layer * per_layer + head, backward_transient
     # Block inputs only; the backward first runs the loss's, then recomputes one block at a time
@@ -145,9 +147,10 @@ def estimate_memory(gpt_config: GPTConfig, micro_batch: int, precision: str = "b
 
 def choose_strategy(gpt_config: GPTConfig, global_batch: int, gpu_memory_bytes: int, world_size: int,
                     precision: str = "bf16-mixed") -> dict:
-    """The simplest setting that fits: DDP before FSDP (no parameter gathering), no activation
-    checkpointing before checkpointing (no recomputation), then the largest micro-batch that divides
-    the per-device batch and fits in USABLE_FRACTION of the memory less RESERVED_BYTES. Returns the
+    """The cheapest setting that fits: no activation checkpointing before checkpointing (recomputing
+    the forward costs about a third more compute), within that DDP before FSDP (no parameter
+    gathering), then the largest micro-batch that divides the per-device batch and fits in
+    USABLE_FRACTION of the memory less RESERVED_BYTES. Returns the
     estimate of the chosen setting plus `strategy`, `micro_batch`, `accumulation`, `budget_bytes`."""
     _check(precision, "ddp", world_size, 1)
     if isinstance(global_batch, bool) or not isinstance(global_batch, int) or global_batch % world_size:
@@ -155,8 +158,8 @@ def choose_strategy(gpt_config: GPTConfig, global_batch: int, gpu_memory_bytes: 
     per_device = global_batch // world_size
     budget = int(gpu_memory_bytes * USABLE_FRACTION) - RESERVED_BYTES
     candidates = sorted((m for m in range(1, per_device + 1) if per_device % m == 0), reverse=True)
-    for strategy in STRATEGIES if world_size > 1 else ("ddp",):
-        for checkpointing in (False, True):
+    for checkpointing in (False, True):
+        for strategy in STRATEGIES if world_size > 1 else ("ddp",):
             for micro in candidates:
                 est = estimate_memory(gpt_config, micro, precision, world_size, strategy, checkpointing)
                 if est["total"] <= budget:
@@ -168,12 +171,14 @@ def choose_strategy(gpt_config: GPTConfig, global_batch: int, gpu_memory_bytes: 
 
 
 def measure_cpu_peak(gpt_config: GPTConfig, micro_batch: int, accumulation: int = 2, steps: int = 2,
-                     activation_checkpointing: bool = False) -> int:
-    """Peak bytes a CPU training step adds to a fresh process (fp32, AdamW, lmlab's GPT): the growth
+                     activation_checkpointing: bool = False, precision: str = "32") -> int:
+    """Peak bytes a CPU training step adds to a fresh process (AdamW, lmlab's GPT; bf16-mixed as
+    Lightning runs it on CPU: fp32 weights, the forward under bf16 autocast): the growth
     of its peak resident set (getrusage ru_maxrss) over its resident set after a warm-up step of a
     tiny model (so that libraries and kernels are already loaded). Runs in a subprocess."""
+    _check(precision, "ddp", 1, micro_batch)
     spec = {"cfg": gpt_config.__dict__, "micro_batch": micro_batch, "accumulation": accumulation, "steps": steps,
-            "checkpointing": activation_checkpointing}
+            "checkpointing": activation_checkpointing, "precision": precision}
     # glibc serves allocations above 64 KiB by mmap, so a freed tensor leaves the resident set at once
     # (otherwise freed heap blocks stay resident and the peak counts allocator slack, not tensors).
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -182,7 +187,8 @@ def measure_cpu_peak(gpt_config: GPTConfig, micro_batch: int, accumulation: int 
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def _train_steps(cfg: GPTConfig, micro_batch: int, accumulation: int, steps: int, checkpointing: bool) -> None:
+def _train_steps(cfg: GPTConfig, micro_batch: int, accumulation: int, steps: int, checkpointing: bool,
+                 precision: str) -> None:
     import torch
 
     from lmlab.models.gpt import GPT, Block
@@ -195,7 +201,8 @@ def _train_steps(cfg: GPTConfig, micro_batch: int, accumulation: int, steps: int
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def micro_step(batch):  # returns only the loss, as a LightningModule's training_step does
-        return model(batch[:, :-1], batch[:, 1:])[1]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            return model(batch[:, :-1], batch[:, 1:])[1]
 
     for step in range(steps):
         for micro in range(accumulation):
@@ -215,15 +222,15 @@ def _measure(spec: dict) -> int:
     torch.set_num_threads(1)
     cfg = GPTConfig(**spec["cfg"])
     tiny = replace(cfg, n_layer=1, d_model=cfg.n_head * 2, vocab_size=64, d_ff=None)
-    _train_steps(tiny, 1, 1, 1, spec["checkpointing"])
+    _train_steps(tiny, 1, 1, 1, spec["checkpointing"], spec["precision"])
     gc.collect()
     with open("/proc/self/statm") as f:
         rss_before = int(f.read().split()[1]) * resource.getpagesize()
-    _train_steps(cfg, spec["micro_batch"], spec["accumulation"], spec["steps"], spec["checkpointing"])
+    _train_steps(cfg, spec["micro_batch"], spec["accumulation"], spec["steps"], spec["checkpointing"], spec["precision"])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="measure the peak memory of CPU training steps (see measure_cpu_peak)")
-    parser.add_argument("spec", help="JSON: cfg (GPTConfig fields), micro_batch, accumulation, steps, checkpointing")
+    parser.add_argument("spec", help="JSON: cfg (GPTConfig fields), micro_batch, accumulation, steps, checkpointing, precision")
     print(_measure(json.loads(parser.parse_args().spec)))

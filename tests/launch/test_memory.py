@@ -20,11 +20,13 @@ LLAMA_LIKE = GPTConfig(vocab_size=2048, seq_len=128, n_layer=3, d_model=192, n_h
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg, checkpointing", [(SMALL, False), (LLAMA_LIKE, True)], ids=["gpt", "llama-ckpt"])
-def test_estimate_is_within_20_percent_of_the_measured_peak_of_cpu_training_steps(cfg, checkpointing):
-    # Two optimizer steps of two accumulated micro-batches each, fp32, in a fresh process.
-    measured = measure_cpu_peak(cfg, micro_batch=8, accumulation=2, activation_checkpointing=checkpointing)
-    estimate = estimate_memory(cfg, 8, "32", activation_checkpointing=checkpointing)["total"]
+@pytest.mark.parametrize("cfg, checkpointing, precision", [(SMALL, False, "32"), (LLAMA_LIKE, True, "bf16-mixed")],
+                         ids=["gpt-fp32", "llama-ckpt-bf16"])
+def test_estimate_is_within_20_percent_of_the_measured_peak_of_cpu_training_steps(cfg, checkpointing, precision):
+    # Two optimizer steps of two accumulated micro-batches each, in a fresh process.
+    measured = measure_cpu_peak(cfg, micro_batch=8, accumulation=2, activation_checkpointing=checkpointing,
+                                precision=precision)
+    estimate = estimate_memory(cfg, 8, precision, activation_checkpointing=checkpointing)["total"]
     assert 0.8 < measured / estimate < 1.2, (measured, estimate)
 
 
