@@ -71,6 +71,8 @@ def evaluate_model(model, tok, tasks: list[Task], scheme: dict, batch_size: int 
     """Each task's eval.json entry; eot_id (the corpus's end-of-text token) adds accuracy_pmi."""
     results = {}
     for task in tasks:
+        if scheme["name"] == "kfold":  # an impossible split fails before the scoring, not after
+            schemes.kfold(len(task), scheme["k"], scheme["seed"])
         results[task.name] = summarise(task, score_task(model, tok, task, batch_size, eot_id), scheme)
         r = results[task.name]
         log.info("task %s: accuracy %.3f (majority %.3f), f1 %.3f, task loss %.3f nats/token (%d examples)",
