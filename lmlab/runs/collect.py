@@ -3,7 +3,8 @@
 Runs table: one row per run with the flattened config (dotted keys: model.size, optim.lr, ...), the
 result (n_params, n_params_nonembedding, tokens, flops_6n, flops_exact, final_val_loss, ...), the
 status and its reason, and the last point of the metrics (last_tokens, last_val_loss, ...), so
-running, failed and preempted runs are kept and labelled, never dropped.
+running, failed and preempted runs are kept and labelled, never dropped. An evaluated run also has
+its task results (eval.json) as eval.<task>.<metric> columns (lmlab.eval.results.eval_columns).
 Curves table (long form): run_id, kind (train | val), step, tokens, flops_6n, flops_exact, loss,
 and each run's n_params and n_params_nonembedding. It is written beside the runs table as
 <stem>.curves.<suffix>.
@@ -57,6 +58,7 @@ def collect(paths):
 
 def _collect_one(run_dir: Path):
     from lmlab.errors import DataError
+    from lmlab.eval.results import eval_columns
     from lmlab.io import read_jsonl
     from lmlab.runs.record import load_run
 
@@ -82,6 +84,7 @@ def _collect_one(run_dir: Path):
         row[key] = (record["env"] or {}).get(key)
     row["slurm_job_id"] = status.get("slurm_job_id")
     row.update(_last_points(metrics))
+    row.update(eval_columns(run_dir))  # eval.<task>.<metric> from eval.json (lmlab-eval), if evaluated
     points = [_curve_point(row, m) for m in metrics if "val_loss" in m or "train_loss" in m]
     return row, points
 

@@ -15,6 +15,7 @@ from lmlab.eval.evaluate import build_tasks, evaluate_model
 from lmlab.eval.results import eval_columns
 from lmlab.eval.tasks import corpus_eot_id
 from lmlab.io import read_jsonl
+from lmlab.runs.collect import collect
 from lmlab.runs.load import load_model
 from tests.eval.conftest import IN_LOOP, train
 
@@ -43,9 +44,12 @@ def test_eval_writes_metrics_with_intervals_and_a_longer_run_scores_higher(eval_
     # Raw likelihoods of tiny models rank sentences by how common they are; PMI shows the use of context.
     assert long["cloze"]["accuracy_pmi"] > max(brief["cloze"]["accuracy_pmi"], long["cloze"]["chance"]) + 0.03, \
         (long["cloze"]["accuracy_pmi"], brief["cloze"]["accuracy_pmi"], long["cloze"]["accuracy"], brief["cloze"]["accuracy"])
-    columns = eval_columns(eval_runs.long)  # what `lmlab runs collect` adds to the run's row
+    columns = eval_columns(eval_runs.long)
     assert columns["eval.cloze.accuracy"] == long["cloze"]["accuracy"]
     assert columns["eval.era.f1_lo"] == long["era"]["f1_ci"][0]
+    runs, _ = collect([eval_runs.runs_dir])  # the study table joins them to each run's row
+    row = runs.set_index("run_dir").loc[str(eval_runs.long.resolve())]
+    assert row["eval.cloze.accuracy_pmi"] == long["cloze"]["accuracy_pmi"] and row["eval.era.task_loss"] > 0
 
 
 def test_tasks_come_from_held_out_documents_only(eval_runs):
