@@ -94,7 +94,10 @@ def _module(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # a usage error (its one line is printed) or --help
+        return int(exit_.code or 0)
     try:
         return int(_module(args._module).run(args) or 0)
     except KeyboardInterrupt:

@@ -42,7 +42,8 @@ def test_slurm_starts_one_task_per_device_and_checks_before_submitting():
     assert params["partition"] == "gpu" and params["account"] == "lab"
     assert params["max_num_timeout"] > 0  # a time-out requeues the run instead of failing it
     assert {c._target_ for c in hydra.callbacks.values()} == {
-        "lmlab.launch.preflight.SlurmPreflight", "lmlab.launch.progress.SweepProgress"}
+        "lmlab.launch.preflight.SlurmPreflight", "lmlab.launch.progress.SweepProgress",
+        "lmlab.launch.progress.SweepSummary"}
 
 
 def test_slurm_gpu_asks_for_one_gpu_per_device():

@@ -38,11 +38,12 @@ def test_options_come_from_a_config_file_and_the_command_line_wins(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--time", "90"], "time='90': expected [D-]HH:MM:SS"),
-    (["--nodes", "0"], "nodes=0: expected at least 1"),
+    (["--nodes", "0"], "argument --nodes: '0': expected a positive whole number"),
     (["--gpus-per-node", "8", "--tasks-per-node", "2"], "one task per GPU"),
     (["trainer.devices=3"], "follow --nodes/--gpus-per-node"),
     (["model.size"], "expected key=value"),
-    (["--check"], "--check needs --out FILE"),
+    (["--config-dir", "/nonexistent/planned"], "config_dir=/nonexistent/planned: no such directory"),
+    (["model.n_layr=3"], "Key 'n_layr' not in 'ModelConfig'"),
 ])
 def test_bad_options_are_one_clear_error(capsys, args, message):
     assert main(["launch", "render", *args]) == 2

@@ -11,7 +11,7 @@ import pytest
 from lmlab.cli import main
 from lmlab.models.family import SIZES, count_params, flops_per_token_6n, flops_per_token_exact
 
-JSON_FIELDS = {"name", "n_layer", "d_model", "n_head", "seq_len", "n_params", "n_params_nonembedding",
+JSON_FIELDS = {"name", "vocab_size", "n_layer", "d_model", "n_head", "seq_len", "n_params", "n_params_nonembedding",
                "flops_per_token_6n", "flops_per_token_exact"}
 
 
@@ -21,7 +21,8 @@ def sizes_output(capsys, *flags: str) -> str:
 
 
 def test_table_lists_every_size_in_order_with_aligned_columns(capsys):
-    lines = sizes_output(capsys).splitlines()
+    said, *lines = sizes_output(capsys).splitlines()
+    assert said.startswith("counts at vocab_size=50,257 (GPT-2's")  # the table says what it counts at
     assert lines[0].split()[:4] == ["name", "layers", "d_model", "heads"]
     assert "FLOPs/token 6N" in lines[0] and "FLOPs/token exact" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == [size.name for size in SIZES]
@@ -55,14 +56,13 @@ def test_json_defaults_are_gpt2_vocab_and_each_sizes_own_bias(capsys):
 
 
 @pytest.mark.parametrize("flags", [("--vocab-size", "0"), ("--seq-len", "ten"), ("--norm", "batchnorm")])
-def test_bad_flags_exit_2_naming_the_flag(capsys, flags):
-    with pytest.raises(SystemExit) as exit_:
-        main(["sizes", *flags])
-    assert exit_.value.code == 2
-    assert flags[0] in capsys.readouterr().err
+def test_bad_flags_exit_2_in_one_line_naming_the_flag(capsys, flags):
+    assert main(["sizes", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmlab sizes: error: ") and flags[0] in err and err.count("\n") == 1
 
 
 def test_importing_the_command_does_not_import_torch():
-    code = "import sys, lmlab.cli, lmlab.models.cli; print('torch' in sys.modules)"
+    code = "import sys, lmlab.cli, lmlab.models.cli_sizes; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from lmlab.errors import ConfigError
 from tests.conftest import CONF, compose
 
 GROUPS = ["model", "data", "optim", "schedule", "budget", "trainer", "logger", "cluster"]
@@ -36,24 +36,24 @@ def test_groups_land_in_the_schema():
     assert cfg.budget.chinchilla_multiple == 1.0 and cfg.budget.tokens is None
 
 
-def test_misspelt_key_names_the_key():
-    with pytest.raises(ConfigCompositionException) as err:
+def test_misspelt_key_names_the_key_in_one_line():
+    with pytest.raises(ConfigError) as err:
         compose(["model.n_layr=3"])
-    assert "n_layr" in str(err.value.__cause__ or err.value)
+    assert str(err.value) == "Could not override 'model.n_layr': Key 'n_layr' not in 'ModelConfig'"
 
 
 def test_wrong_type_names_the_key():
-    with pytest.raises(ConfigCompositionException) as err:
+    with pytest.raises(ConfigError) as err:
         compose(["trainer.global_batch_size=many"])
-    message = str(err.value.__cause__ or err.value)
-    assert "global_batch_size" in message and "many" in message
+    message = str(err.value)
+    assert "global_batch_size" in message and "many" in message and "\n" not in message
 
 
 def test_value_outside_a_choice_names_the_choices():
-    with pytest.raises(ConfigCompositionException) as err:
+    with pytest.raises(ConfigError) as err:
         compose(["model.norm=batchnorm"])
-    message = str(err.value.__cause__ or err.value)
-    assert "batchnorm" in message and "rmsnorm" in message
+    message = str(err.value)
+    assert "batchnorm" in message and "rmsnorm" in message and "\n" not in message
 
 
 def test_unknown_group_option_is_refused():
