@@ -95,6 +95,7 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # 0 disables clipping
     min_lr_ratio: float = 0.1
+    l1: float = 0.0  # an L1 penalty on the matrices (lmlab.train.module.l1_penalty); 0: off
 
 
 @dataclass
@@ -127,6 +128,8 @@ class TrainerConfig:
     log_every_steps: int = 10
     peak_flops: Optional[float] = None  # FLOP/s of one device for MFU; null: from the table or measured
     progress_bar: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
+    early_stopping_patience: Optional[int] = None  # stop after this many validations without improvement; null: off
+    early_stopping_min_delta: float = 0.0  # the improvement in validation loss that counts
 
 
 @dataclass

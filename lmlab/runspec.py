@@ -48,6 +48,11 @@ class RunSpec:
     run_dir: Path
 
     @property
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token in the unit of COMPUTE."""
+        return compute_per_token(self.gpt)
+
+    @property
     def compute(self) -> float:
         """The planned training compute, in the unit of COMPUTE."""
         return self.budget.tokens * compute_per_token(self.gpt)
@@ -149,6 +154,9 @@ _CHECKS = (
     ("optim.eps", lambda v: v > 0, "a positive number"),
     ("optim.grad_clip", lambda v: v >= 0, "a non-negative number (0 disables clipping)"),
     ("optim.min_lr_ratio", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    ("optim.l1", lambda v: v >= 0, "a non-negative number (0: no L1 penalty)"),
+    ("trainer.early_stopping_patience", lambda v: v is None or v >= 1, "null or a positive number of validations"),
+    ("trainer.early_stopping_min_delta", lambda v: v >= 0, "a non-negative loss difference"),
     ("schedule.warmup_frac", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     ("schedule.decay_frac", lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
 )

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmlab.errors import ConfigError, LmlabError
 from lmlab.eval.augment import augment, check_augment
-from lmlab.eval.overfit import l1_penalty
+from lmlab.train.module import l1_penalty
 from lmlab.eval.scoring import Scores
 from lmlab.eval.tasks import Task
 

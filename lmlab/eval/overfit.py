@@ -57,13 +57,6 @@ class EarlyStopping(OnStep):
             trainer.should_stop = True
 
 
-def l1_penalty(model, weight: float):
-    """weight * the sum of |w| over the model's matrices (norm weights and biases are left alone)."""
-    if weight < 0:
-        raise ConfigError(f"optim.l1={weight!r}: expected a coefficient >= 0")
-    return weight * sum(p.abs().sum() for p in model.parameters() if p.requires_grad and p.dim() >= 2)
-
-
 def epochs_seen(tokens: float, data_dir: str | Path) -> float:
     """Passes over the corpus's train split that `tokens` training tokens amount to (> 1: data repeats)."""
     from lmlab.data.shards import read_manifest

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from lmlab.runs.status import STATES, render, sweep_status
+    from lmlab.runs.status import FINAL, STATES, render, sweep_status
 
     status = sweep_status(args.directory)
     if args.json:
@@ -23,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
                           "counts": {s: status.count(s) for s in STATES}, "rerun": status.rerun_commands()}, indent=2))
     else:
         print(render(status))
-    return 0 if status.count("completed") + status.count("pruned") == len(status.runs) else 1
+    return 0 if sum(status.count(s) for s in FINAL) == len(status.runs) else 1

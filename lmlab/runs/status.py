@@ -20,7 +20,8 @@ from pathlib import Path
 from lmlab.config import expand_sweep  # noqa: F401  (used by sweeps below and by tests)
 from lmlab.errors import ConfigError
 
-STATES = ("completed", "pruned", "running", "failed", "missing")  # pruned: stopped by a search on purpose
+STATES = ("completed", "pruned", "stopped_early", "running", "failed", "missing")
+FINAL = ("completed", "pruned", "stopped_early")  # ended on purpose: never rerun (pruned by a search, early stopping)
 SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING", "CONFIGURING",
                "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 
@@ -214,12 +215,12 @@ def run_state(run_dir: Path, overrides: list[str]) -> RunState:
     name = run_dir.name
     result = rec.result()
     if result is not None:
-        state = result["status"] if result["status"] in ("completed", "pruned") else "failed"
+        state = result["status"] if result["status"] in FINAL else "failed"
         return RunState(name, state, result.get("reason"), overrides, result.get("final_val_loss"), result.get("wall_s"))
     status = rec.status()
     if status is None:
         return RunState(name, "missing", None, overrides)
-    if status["status"] in ("completed", "failed", "pruned"):
+    if status["status"] in (*FINAL, "failed"):
         return RunState(name, status["status"], status.get("reason"), overrides)
     job = status.get("slurm_job_id")
     if job:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from lmlab.config import CONF_DIR, check_command_line, compose_train  # importing it registers the schema
 from lmlab.errors import LmlabError
+from lmlab.runs.status import FINAL
 
 log = logging.getLogger("lmlab.train")
 
@@ -32,8 +33,9 @@ def app(cfg: DictConfig) -> float:
         if single:
             sys.exit(2)
         return math.nan
-    if result["status"] == "completed":
-        print(f"lmlab-train: {run.record.dir}: completed, validation loss {result['final_val_loss']:.4f}, "
+    if result["status"] in FINAL:  # completed, or ended on purpose (pruned by a search, early stopping)
+        why = f" ({result['reason']})" if result["reason"] else ""
+        print(f"lmlab-train: {run.record.dir}: {result['status']}{why}, validation loss {result['final_val_loss']:.4f}, "
               f"train loss {result['final_train_loss'] or math.nan:.4f}, {result['tokens']:,} tokens, "
               f"{result['wall_s']:.0f} s", file=sys.stderr)
         return result["final_val_loss"]

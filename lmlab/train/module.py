@@ -7,13 +7,20 @@ import time
 import lightning as L
 import torch
 
-from lmlab.errors import LmlabError
+from lmlab.errors import ConfigError, LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.train.schedules import lr_lambda
 
 
 class NonFiniteLoss(LmlabError):
     """The training loss became NaN or infinite; the step is not applied."""
+
+
+def l1_penalty(model, weight: float):
+    """weight * the sum of |w| over the model's matrices (norm weights and biases are left alone)."""
+    if weight < 0:
+        raise ConfigError(f"optim.l1={weight!r}: expected a coefficient >= 0")
+    return weight * sum(p.abs().sum() for p in model.parameters() if p.requires_grad and p.dim() >= 2)
 
 
 class LanguageModel(L.LightningModule):
@@ -46,7 +53,9 @@ class LanguageModel(L.LightningModule):
                 f"the last good checkpoint is kept (try a lower optim.lr or a longer warmup)")
         self.step_loss_sum += loss.item()
         self.step_loss_count += 1
-        self.log("loss", loss, prog_bar=True, on_step=True, logger=False)
+        self.log("loss", loss, prog_bar=True, on_step=True, logger=False)  # the data loss, without the penalty
+        if self.optim.get("l1"):
+            return loss + l1_penalty(self.model, self.optim["l1"])
         return loss
 
     def take_step_loss(self) -> float:

@@ -15,15 +15,17 @@ from omegaconf import DictConfig
 
 from lmlab.data.datamodule import TokenDataModule
 from lmlab.errors import ConfigError, DataError, LmlabError
+from lmlab.eval.callback import InLoopEval
+from lmlab.eval.overfit import EarlyStopping, epochs_seen, gap_growing, save_learning_curve
 from lmlab.io import read_jsonl
 from lmlab.launch.preemption import RequeueOnSignal
 from lmlab.runs.load import load_state
 from lmlab.runs.record import RunRecord
 from lmlab.runspec import RunSpec, accumulation_steps, check_values, plain, resolve_run
 from lmlab.train.callbacks import PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
-from lmlab.tune.pruning import trial_pruning
 from lmlab.train.module import LanguageModel
 from lmlab.train.throughput import peak_flops
+from lmlab.tune.pruning import trial_pruning
 
 log = logging.getLogger("lmlab.train")
 
@@ -177,10 +179,15 @@ class Run:
                                    self.spec)
         preemption = self._preemption_callback()
         # A search trial reports its validation losses and may be pruned (after `val`, whose losses it reads).
-        self.pruning = trial_pruning(c, val, self.plan.steps, self.plan.tokens_per_step * self.spec.flops_per_token_exact,
+        self.pruning = trial_pruning(c, val, self.plan.steps, self.plan.tokens_per_step * self.spec.flops_per_token,
                                      rec.dir)
+        self.early = (EarlyStopping(lambda: val.last, t["early_stopping_patience"], t["early_stopping_min_delta"])
+                      if t["early_stopping_patience"] else None)
+        in_loop = (InLoopEval(rec.dir, self.data_dir, c["eval"], val_milestones(self.plan.steps, t["val_milestones"]),
+                              self.plan.tokens_per_step) if c["eval"]["tasks"] else None)
+        extra = [cb for cb in (self.pruning, self.early, in_loop) if cb is not None]
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
-                                preemption, *([self.pruning] if self.pruning else [])])
+                                preemption, *extra])
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
         if not trainer.is_global_zero:
             return self._train(trainer, module, val, preemption, self._resume_step(announce=False))
@@ -213,6 +220,8 @@ class Run:
             return {"status": "preempted", "reason": preemption.stopped_by, "steps": trainer.global_step}
         if self.pruning and self.pruning.reason:
             return self._finish(trainer, "pruned", self.pruning.reason, val.last[1], module)
+        if self.early and self.early.reason:  # the validation loss stopped improving: the best use of the data is past
+            return self._finish(trainer, "stopped_early", self.early.reason, val.last[1], module)
         loss = val.last[1] if val.last and val.last[0] == trainer.global_step else val.validate(trainer, module)
         return self._finish(trainer, "completed", None, loss, module)
 
@@ -267,10 +276,15 @@ class Run:
 
     def _finish(self, trainer: L.Trainer, status: str, reason: str | None, val_loss: float | None,
                 module: LanguageModel) -> dict:
-        rows = [r for r in read_jsonl(self.record.metrics_path) if "train_loss" in r]
-        result = self.result(status, reason, val_loss, rows[-1]["train_loss"] if rows else None,
+        rows = read_jsonl(self.record.metrics_path)
+        train_rows = [r for r in rows if "train_loss" in r]
+        result = self.result(status, reason, val_loss, train_rows[-1]["train_loss"] if train_rows else None,
                              trainer.global_step, module.elapsed())
+        # passes over the training split (> 1: data repeats, which changes scaling) and the overfitting flag
+        result.update(epochs=epochs_seen(result["tokens"], self.data_dir), gap_growing=gap_growing(rows))
         if trainer.is_global_zero:
+            if status != "failed":
+                save_learning_curve(self.record.dir)
             self.record.write_result(result)
             self.record.set_status(status, reason, step=trainer.global_step, tokens=result["tokens"])
             if status == "failed":

@@ -63,12 +63,12 @@ def test_status_names_completed_missing_and_killed_runs_and_a_relaunch_finishes_
 
     assert main(["runs", "status", str(sweep_dir(tmp_path / "runs"))]) == 1
     out = capsys.readouterr().out
-    assert "2 expected: 1 completed, 0 pruned, 0 running, 0 failed, 1 missing" in out
+    assert "2 expected: 1 completed, 0 pruned, 0 stopped_early, 0 running, 0 failed, 1 missing" in out
     assert f"lmlab-train -m {' '.join(TINY)} run.group=st budget.tokens=1" in out
 
     assert main(["runs", "status", str(tmp_path / "runs" / "st")]) == 1
     out = capsys.readouterr().out
-    assert "2 expected: 1 completed, 0 pruned, 0 running, 1 failed, 0 missing" in out
+    assert "2 expected: 1 completed, 0 pruned, 0 stopped_early, 0 running, 1 failed, 0 missing" in out
     assert f"process {killed.pid} is gone" in out
     [command] = [line.strip() for line in out.splitlines() if line.strip().startswith("lmlab-train")]
     # The printed command resumes the killed run from its checkpoint and completes it.
