@@ -1,7 +1,7 @@
 """lmlab's memory estimate (lmlab.launch.memory) against the measured peak of CPU training steps.
 
 For each model shape, with and without activation checkpointing, prints the estimate, the peak a
-fresh process measured (growth of ru_maxrss over the resident set after a warm-up, glibc told to
+fresh process measured (growth of its peak resident set, VmHWM, over VmRSS after a warm-up, glibc told to
 mmap allocations above 64 KiB so that freed tensors leave the resident set: see measure_cpu_peak)
 and their ratio (target: within 0.8 to 1.2), in fp32 and in bf16-mixed (bf16 autocast on CPU, as
 Lightning runs it there). AdamW, two accumulated micro-batches per step.

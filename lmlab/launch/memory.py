@@ -174,7 +174,7 @@ def measure_cpu_peak(gpt_config: GPTConfig, micro_batch: int, accumulation: int 
                      activation_checkpointing: bool = False, precision: str = "32") -> int:
     """Peak bytes a CPU training step adds to a fresh process (AdamW, lmlab's GPT; bf16-mixed as
     Lightning runs it on CPU: fp32 weights, the forward under bf16 autocast): the growth
-    of its peak resident set (getrusage ru_maxrss) over its resident set after a warm-up step of a
+    of its peak resident set (VmHWM) over its resident set (VmRSS) after a warm-up step of a
     tiny model (so that libraries and kernels are already loaded). Runs in a subprocess."""
     _check(precision, "ddp", 1, micro_batch)
     spec = {"cfg": gpt_config.__dict__, "micro_batch": micro_batch, "accumulation": accumulation, "steps": steps,
@@ -213,9 +213,16 @@ def _train_steps(cfg: GPTConfig, micro_batch: int, accumulation: int, steps: int
         optimizer.zero_grad()
 
 
+def _status_bytes(field: str) -> int:
+    """A size from /proc/self/status (VmRSS, VmHWM: this process's memory only; getrusage's ru_maxrss
+    would also carry the parent's peak across fork and exec)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+
 def _measure(spec: dict) -> int:
     import gc
-    import resource
 
     import torch
 
@@ -224,10 +231,9 @@ def _measure(spec: dict) -> int:
     tiny = replace(cfg, n_layer=1, d_model=cfg.n_head * 2, vocab_size=64, d_ff=None)
     _train_steps(tiny, 1, 1, 1, spec["checkpointing"], spec["precision"])
     gc.collect()
-    with open("/proc/self/statm") as f:
-        rss_before = int(f.read().split()[1]) * resource.getpagesize()
+    rss_before = _status_bytes("VmRSS")
     _train_steps(cfg, spec["micro_batch"], spec["accumulation"], spec["steps"], spec["checkpointing"], spec["precision"])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    return _status_bytes("VmHWM") - rss_before
 
 
 if __name__ == "__main__":
