@@ -48,15 +48,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def count(text: str) -> int:
-    """A positive whole number, in scientific notation too (1e6)."""
+def whole_number(text: str) -> int:
+    """A whole number >= 0, in scientific notation too (1e6)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    if not value >= 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
     return int(value)
+
+
+def count(text: str) -> int:
+    """A positive whole number, in scientific notation too (1e6)."""
+    value = whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -67,6 +67,9 @@ class SweepProgress(Callback):
                 log.info("sweep %s: %d jobs: %s", sweep_dir, sum(states.values()), summary)
 
 
+SWEEP_UNFINISHED: list[str] = []  # runs the last sweep's summary found failed or missing (lmlab-train exits 1)
+
+
 class SweepSummary(Callback):
     """At the end of a sweep, a table of its runs (state, loss, wall time, reason) and where they are."""
 
@@ -82,3 +85,6 @@ class SweepSummary(Callback):
             log.debug("no sweep summary for %s: %s", sweep_dir, err)
             return
         log.info("sweep done:\n%s", render(status))
+        from lmlab.runs.status import FINAL
+
+        SWEEP_UNFINISHED[:] = [r.run_id for r in status.runs if r.state not in FINAL]

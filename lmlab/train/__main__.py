@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from lmlab.config import CONF_DIR, check_command_line, compose_train  # importing it registers the schema
 from lmlab.errors import LmlabError
+from lmlab.launch.progress import SWEEP_UNFINISHED
 from lmlab.runs.status import FINAL
 
 log = logging.getLogger("lmlab.train")
@@ -51,6 +52,8 @@ def app(cfg: DictConfig) -> float:
 def main() -> None:
     check_command_line(sys.argv[1:], compose_train, "lmlab-train")
     app()
+    if SWEEP_UNFINISHED:  # the sweep's summary table says which runs and why; the shell sees it too
+        sys.exit(1)
 
 
 if __name__ == "__main__":
