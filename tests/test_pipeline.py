@@ -27,7 +27,7 @@ def test_ladder_to_plan(data_root, tmp_path):
     assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:]
 
     status = run_cli(["-m", "lmlab.cli", "runs", "status", str(runs / "ladder")])
-    assert status.returncode == 0 and "6 expected: 6 completed, 0 running, 0 failed, 0 missing" in status.stdout
+    assert status.returncode == 0 and "6 expected: 6 completed, 0 pruned, 0 stopped_early, 0 running, 0 failed, 0 missing" in status.stdout
 
     study = tmp_path / "study.parquet"
     collected = run_cli(["-m", "lmlab.cli", "runs", "collect", str(runs / "ladder"), "-o", str(study)])

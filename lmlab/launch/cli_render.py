@@ -35,15 +35,14 @@ def run(args: argparse.Namespace) -> int:
     opts = load_options(args.config, cli)
     script = render_script(opts)
     verdict = None
+    if args.check:  # SLURM judges a temporary copy first: a refused script is never written
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "job.sbatch"
+            path.write_text(script)
+            verdict = sbatch_test_only(path, opts)
     if args.out is not None:
         write_atomic(args.out, script, mode=0o755)
         Path(opts["log_dir"]).mkdir(parents=True, exist_ok=True)  # SLURM does not create it
-    if args.check:
-        with tempfile.TemporaryDirectory() as tmp:  # sbatch tests a file: the written one, or a temporary copy
-            path = args.out or Path(tmp) / "job.sbatch"
-            if args.out is None:
-                path.write_text(script)
-            verdict = sbatch_test_only(path, opts)
     if args.json:
         print(json.dumps({"script": str(args.out) if args.out else script, "check": verdict}, indent=2))
         return 0

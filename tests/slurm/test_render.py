@@ -33,7 +33,8 @@ def test_a_rendered_two_task_script_passes_test_only(tmp_path, capsys):
     (["--nodes", "1", "--gpus-per-node", "0", "--partition", "nosuch"], "invalid partition specified: nosuch"),
 ])
 def test_a_script_slurm_cannot_run_is_refused_with_slurms_message(tmp_path, capsys, args, message):
-    code = main(["launch", "render", *args, "--out", str(tmp_path / "run.sbatch"), "--check"])
+    code = main(["launch", "render", *args, "--out", str(tmp_path / "run.sbatch"), "--log-dir", str(tmp_path / "logs"),
+                 "--check"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("lmlab launch render: error: SLURM refuses") and message in err and err.count("\n") == 1
