@@ -48,36 +48,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def whole_number(text: str) -> int:
-    """A whole number >= 0, in scientific notation too (1e6)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
-    return int(value)
-
-
-def count(text: str) -> int:
-    """A positive whole number, in scientific notation too (1e6)."""
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A positive, finite number (1e21 and 3.5 alike)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive finite number")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lmlab", description=lmlab.__doc__)
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)

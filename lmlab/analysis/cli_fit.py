@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from lmlab.analysis import cli_args
+from lmlab import cli_args
 
 # kept here (not imported from laws) so that `lmlab --help` stays cheap
 LAW_NAMES = ("chinchilla", "kaplan", "kaplan_n", "kaplan_n_e", "kaplan_d", "kaplan_d_e", "kaplan_c", "kaplan_c_e",

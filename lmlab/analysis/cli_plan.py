@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmlab.analysis import cli_args
+from lmlab import cli_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmlab.analysis import cli_args
+from lmlab import cli_args
 
 CHAIN_DRAWS = 4000
 

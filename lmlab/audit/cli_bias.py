@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lmlab.cli import count
+from lmlab.cli_args import positive_count
 from lmlab.errors import ConfigError
 
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="templates JSONL (repeatable; default conf/audit/templates.jsonl)")
     parser.add_argument("--dimensions", help="comma-separated lexicon dimensions to audit (default: all)")
     parser.add_argument("--split", default="train", help="corpus split to count in (default: train, what the model saw)")
-    parser.add_argument("--bootstrap", type=count, default=1000, help="bootstrap resamples (default 1000, at least 10)")
+    parser.add_argument("--bootstrap", type=positive_count, default=1000, help="bootstrap resamples (default 1000, at least 10)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
     parser.add_argument("--seed", type=int, default=0)
 

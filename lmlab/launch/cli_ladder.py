@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from lmlab.cli import positive_float
+from lmlab.cli_args import positive
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the ladder's keys, e.g. sizes=[25k,55k] seeds=[0,1]")
     parser.add_argument("--throughput-from", type=Path, metavar="DIR",
                         help="completed runs whose median FLOP/s estimates each run's time")
-    parser.add_argument("--flops-per-s", type=positive_float, help="measured training FLOP/s of one device")
+    parser.add_argument("--flops-per-s", type=positive, help="measured training FLOP/s of one device")
     parser.add_argument("--json", action="store_true", help="print the runs, totals and commands as JSON")
 
 

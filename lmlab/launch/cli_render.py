@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from lmlab.cli import count, whole_number
+from lmlab.cli_args import count, positive_count
 from lmlab.launch.render import OPTIONS
 
 
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="a YAML file with any of the options below, plus "
                                                     "`setup` (list of shell lines) and `overrides` (list)")
     for key, (kind, _, help_text) in OPTIONS.items():
-        number = whole_number if key == "gpus_per_node" else count  # 0 GPUs: CPU tasks
+        number = count if key == "gpus_per_node" else positive_count  # 0 GPUs: CPU tasks
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=number if kind is int else kind, default=None,
                             help=help_text)
     parser.add_argument("--setup", action="append", default=[], help="a shell line run before srun (repeatable)")

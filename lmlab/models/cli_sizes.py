@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lmlab.cli import count
+from lmlab.cli_args import positive_count
 
 TABLE_COLUMNS = (  # (JSON key, table header)
     ("name", "name"),
@@ -24,10 +24,10 @@ TABLE_COLUMNS = (  # (JSON key, table header)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument("--vocab-size", type=count, default=None,
+    vocab.add_argument("--vocab-size", type=positive_count, default=None,
                        help="vocabulary size for the counts (default: 50257, GPT-2's, as in the papers)")
     vocab.add_argument("--data", type=Path, metavar="DIR", help="count at the vocabulary of a prepared data directory")
-    parser.add_argument("--seq-len", type=count, default=None,
+    parser.add_argument("--seq-len", type=positive_count, default=None,
                         help="context length for the counts (default: each size's own, 1024 for all today)")
     parser.add_argument("--norm", choices=("layernorm", "rmsnorm"), default="layernorm")
     parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu")

@@ -7,12 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from lmlab.cli import count, positive_float
+from lmlab.cli_args import positive, positive_count
 
 
 def widths(text: str) -> tuple[int, ...]:
     """A comma-separated list of at least two increasing widths (64,128,256)."""
-    values = tuple(count(part) for part in text.split(","))
+    values = tuple(positive_count(part) for part in text.split(","))
     if len(values) < 2 or list(values) != sorted(set(values)):
         raise argparse.ArgumentTypeError(f"{text!r}: expected two or more increasing widths, e.g. 64,128,256")
     return values
@@ -20,11 +20,11 @@ def widths(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=widths, default=(64, 128, 256, 512), help="d_model values (default 64,128,256,512)")
-    parser.add_argument("--base-width", type=count, default=None, help="muP's base width (default: the first width)")
-    parser.add_argument("--n-layer", type=count, default=2)
-    parser.add_argument("--n-head", type=count, default=4, help="fixed, so wider models have wider heads")
-    parser.add_argument("--steps", type=count, default=4, help="Adam steps (default 4)")
-    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--base-width", type=positive_count, default=None, help="muP's base width (default: the first width)")
+    parser.add_argument("--n-layer", type=positive_count, default=2)
+    parser.add_argument("--n-head", type=positive_count, default=4, help="fixed, so wider models have wider heads")
+    parser.add_argument("--steps", type=positive_count, default=4, help="Adam steps (default 4)")
+    parser.add_argument("--lr", type=positive, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--out", type=Path, default=Path("coord_check"), help="directory for the figure and JSON")
     parser.add_argument("--json", action="store_true", help="print the drifts as JSON")

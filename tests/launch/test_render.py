@@ -38,7 +38,7 @@ def test_options_come_from_a_config_file_and_the_command_line_wins(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--time", "90"], "time='90': expected [D-]HH:MM:SS"),
-    (["--nodes", "0"], "argument --nodes: '0': expected a positive whole number"),
+    (["--nodes", "0"], "argument --nodes: '0': expected a whole number >= 1"),
     (["--gpus-per-node", "8", "--tasks-per-node", "2"], "one task per GPU"),
     (["trainer.devices=3"], "follow --nodes/--gpus-per-node"),
     (["model.size"], "expected key=value"),
