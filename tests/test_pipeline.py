@@ -56,7 +56,7 @@ def test_ladder_to_plan(data_root, tmp_path):
     shown = run_cli(["-m", "lmlab.train", *common, "trainer=gpu", *dotted(experiment), "--cfg", "job"])
     assert shown.returncode == 0, shown.stderr
     composed = yaml.safe_load(shown.stdout)
-    assert composed["budget"]["tokens"] == experiment["budget"]["tokens"]
+    assert composed["budget"]["flops"] == experiment["budget"]["flops"] == 1e15  # spent in lmlab's unit
     assert composed["model"]["size"] == experiment["model"]["size"]
 
 

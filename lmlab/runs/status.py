@@ -12,6 +12,7 @@ never shows as running forever.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -153,7 +154,9 @@ def _override_value(key: str, value) -> str:
     if isinstance(value, str):
         if "${" in value or "'" in value or "\\" in value:
             raise ConfigError(f"config value {key}={value!r}: holds characters a rerun command cannot carry")
-        return f"'{value}'"
+        # a plain path or name stays bare (so the command reads as typed); anything else is quoted for Hydra
+        bare = re.fullmatch(r"[A-Za-z_/.][A-Za-z0-9_./:+-]*", value) and value.lower() not in ("true", "false", "null")
+        return value if bare else f"'{value}'"
     if value is None:
         return "null"
     if isinstance(value, bool):
