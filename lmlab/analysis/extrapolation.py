@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
-from lmlab.analysis.fit import Fit, _admissible, parameter_interval
+from lmlab.analysis.fit import Fit, parameter_interval, refit_weighted
 from lmlab.analysis.objective import to_fit_space
 
 MAX_CUTS = 6
@@ -162,19 +162,7 @@ def _refit(fit: Fit, weights: np.ndarray, max_iter: int, grid_starts: int) -> np
     grid = fit.law.start_grid(fit.X, fit.y)
     grid = grid[np.unique(np.linspace(0, len(grid) - 1, min(grid_starts, len(grid))).astype(int))]
     starts = np.vstack([fit.minima if fit.minima is not None else fit.theta[None], grid])[:, fit.free]
-    starts = np.unique(starts, axis=0)
-    k, s = len(weights), len(starts)
-    fun, expand = fit.objective_fn(weights, np.repeat(np.arange(k), s))
-    from lmlab.analysis.solver import minimize_batch
-    with np.errstate(all="ignore"):
-        res = minimize_batch(fun, np.tile(starts, (k, 1)), max_iter=max_iter)
-    x_full = expand(res.x)
-    ok = _admissible(fit.law, x_full, res.fun)
-    values = np.where(ok, res.fun, np.inf).reshape(k, s)
-    best = values.argmin(axis=1) + np.arange(k) * s
-    out = x_full[best].copy()
-    out[~ok[best]] = np.nan
-    return out
+    return refit_weighted(fit, weights, np.unique(starts, axis=0), max_iter)[0]
 
 
 def _growth(e: np.ndarray, d: np.ndarray, sigma0: float) -> float:

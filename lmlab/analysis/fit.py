@@ -232,6 +232,21 @@ class Bootstrap:
         return {k: tuple(float(x) for x in self.interval(v)) for k, v in self.samples(law).items()}
 
 
+def refit_weighted(fit: Fit, weights: np.ndarray, starts: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """The law refitted under each row of `weights` from every start (free parameters), in one batch:
+    per row, the best admissible optimum (NaN where none is), and whether it converged admissibly."""
+    k, s = len(weights), len(starts)
+    fun, expand = fit.objective_fn(weights, np.repeat(np.arange(k), s))
+    with np.errstate(all="ignore"):
+        res = minimize_batch(fun, np.tile(starts, (k, 1)), max_iter=max_iter)
+    x_full = expand(res.x)
+    ok = _admissible(fit.law, x_full, res.fun)
+    best = np.where(ok, res.fun, np.inf).reshape(k, s).argmin(axis=1) + np.arange(k) * s
+    out = x_full[best].copy()
+    out[~ok[best]] = np.nan
+    return out, res.converged[best] & ok[best]
+
+
 def check_bootstrap(n_rows: int, groups=None, pinned=None) -> int:
     """The number of independent runs a bootstrap would resample; too few is one clear error."""
     free = np.ones(n_rows, dtype=bool) if pinned is None else ~np.asarray(pinned, dtype=bool)
@@ -277,21 +292,12 @@ def bootstrap(fit: Fit, n_resamples: int = 1000, *, level: float = 0.95, seed: i
     weights, n_groups = resample_weights(rng, fit.row_weights, groups, pinned, n_resamples)
     starts = fit.minima if starts is None else np.atleast_2d(starts)
     starts = (fit.theta[None] if starts is None else starts)[:, fit.free]
-    n_starts = len(starts)
-    fun, expand = fit.objective_fn(weights, np.repeat(np.arange(n_resamples), n_starts))
-    with np.errstate(all="ignore"):
-        res = minimize_batch(fun, np.tile(starts, (n_resamples, 1)), max_iter=max_iter)
-    x_full = expand(res.x)
-    ok = _admissible(fit.law, x_full, res.fun)
-    values = np.where(ok, res.fun, np.inf).reshape(n_resamples, n_starts)
-    best = values.argmin(axis=1) + np.arange(n_resamples) * n_starts
-    thetas = x_full[best].copy()
-    thetas[~ok[best]] = np.nan
+    thetas, converged = refit_weighted(fit, weights, starts, max_iter)
     what = f"runs (all rows of one {group_name} together)" if group_name else "points (runs), with replacement"
     if pinned is not None and np.any(pinned):
         what += f"; {int(np.sum(pinned))} pinned row(s) in every resample"
     fit.bootstrap = Bootstrap(thetas=thetas, level=level, seed=seed,
-                              n_failed=int((~(res.converged[best] & ok[best])).sum()), resampled=what,
+                              n_failed=int((~converged).sum()), resampled=what,
                               n_groups=n_groups)
     return fit.bootstrap
 
