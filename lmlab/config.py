@@ -42,6 +42,12 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
+class Strategy(str, Enum):
+    auto = "auto"  # ddp on more than one device
+    ddp = "ddp"
+    fsdp = "fsdp"
+
+
 class Logger(str, Enum):
     csv = "csv"
     tensorboard = "tensorboard"
@@ -130,6 +136,9 @@ class TrainerConfig:
     progress_bar: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
     early_stopping_patience: Optional[int] = None  # stop after this many validations without improvement; null: off
     early_stopping_min_delta: float = 0.0  # the improvement in validation loss that counts
+    strategy: Strategy = Strategy.auto  # how devices share the model (lmlab.train.strategy); render chooses one
+    activation_checkpointing: bool = False  # recompute each block's forward in the backward (less memory)
+    gpu: Optional[str] = None  # the GPU model memory plans size for (lmlab.launch.memory), e.g. H100
 
 
 @dataclass
@@ -148,6 +157,15 @@ class LoggerConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The model bias audit at validation milestones (lmlab.audit.callback): audit_curve.jsonl."""
+    every_val: bool = False
+    lexicon: list[str] = field(default_factory=list)  # YAML files; empty: conf/audit/lexicon.yaml
+    templates: list[str] = field(default_factory=list)  # JSONL files; empty: conf/audit/templates.jsonl
+    bootstrap: int = 200  # resamples for the intervals
+
+
+@dataclass
 class TrainConfig:
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -161,6 +179,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     eval: InLoopConfig = field(default_factory=InLoopConfig)  # tasks at validation milestones (none: off)
+    audit: AuditConfig = field(default_factory=AuditConfig)  # bias audits at validation milestones (off)
 
 
 from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)

@@ -119,15 +119,12 @@ def study_table(audits: list[dict]):
     groups, each group's preference and the corpus imbalance."""
     import pandas as pd
 
+    from lmlab.audit.curve import model_row
+
     rows = []
     for a in audits:
-        m, d = a["model"], a["data"]
-        row = {**a["run"], "stereotype_share": m["stereotype_share"]["value"],
-               "stereotype_share_lo": m["stereotype_share"]["interval"][0],
-               "stereotype_share_hi": m["stereotype_share"]["interval"][1]}
-        for dim, v in m["dimensions"].items():
-            row[f"gap.{dim}"] = v["gap"]["value"]
-            row.update({f"pref.{dim}.{g}": p["value"] for g, p in v["groups"].items()})
+        d = a["data"]
+        row = {**a["run"], **model_row(a["model"])}
         row.update({f"data_imbalance.{dim}": v["imbalance"]["value"] for dim, v in d["dimensions"].items()})
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["n_params", "flops_6n"], ignore_index=True)

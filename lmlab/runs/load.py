@@ -28,8 +28,26 @@ def load_config(run_dir: str | Path) -> dict:
     return cfg
 
 
-def load_state(checkpoint: str | Path, map_location: str = "cpu") -> dict:
-    """A Lightning checkpoint's dict, loaded with weights_only=True; a damaged file is one DataError line."""
+def load_state(checkpoint: str | Path, map_location: str = "cpu", key: bytes | None = None) -> dict:
+    """A Lightning checkpoint's dict, loaded with weights_only=True; a damaged file is one DataError line.
+    An encrypted checkpoint (lmlab.train.checkpoint_io) is decrypted in memory with `key`, by default
+    the key of the run's data (run_key); with a key given, a checkpoint that is not encrypted is refused."""
+    import io
+
+    from lmlab import crypto
+
+    try:
+        with open(checkpoint, "rb") as f:
+            encrypted = crypto.is_encrypted(f.read(len(crypto.MAGIC)))
+        if encrypted or key is not None:
+            key = key if key is not None else run_key(Path(checkpoint).parent.parent, checkpoint)
+            return _torch_load(io.BytesIO(crypto.decrypt_file(checkpoint, key, "checkpoint")), checkpoint, map_location)
+    except FileNotFoundError:
+        raise DataError(f"checkpoint {checkpoint}: no such file") from None
+    return _torch_load(checkpoint, checkpoint, map_location)
+
+
+def _torch_load(source, checkpoint: str | Path, map_location: str) -> dict:
     import pickle
     import zipfile
 
@@ -38,12 +56,24 @@ def load_state(checkpoint: str | Path, map_location: str = "cpu") -> dict:
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"checkpoint {checkpoint}: no such file") from None
+            return torch.load(source, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"checkpoint {checkpoint}: cannot be loaded safely ({first[:200]})") from None
+
+
+def run_key(run_dir: str | Path, checkpoint: str | Path) -> bytes:
+    """The key of a run's encrypted checkpoints: its data's key, found the way the data's manifest says."""
+    from lmlab.data.shards import read_manifest, shard_key
+    from lmlab.errors import LmlabError
+
+    try:
+        key = shard_key(read_manifest(load_config(run_dir)["data"]["dir"]))
+    except LmlabError as err:  # a missing key (ConfigError), a missing data dir (DataError): said of this file
+        raise type(err)(f"checkpoint {checkpoint}: encrypted; {err}") from None
+    if key is None:
+        raise DataError(f"checkpoint {checkpoint}: encrypted, but its run's data is not, so no key is configured")
+    return key
 
 
 def load_model(run_dir: str | Path, device: str = "cpu"):

@@ -52,6 +52,10 @@ NON_IDENTITY_KEYS = (
     "trainer.ckpt_every_steps",
     "trainer.peak_flops",
     "trainer.progress_bar",
+    "trainer.strategy",  # how devices share the work, not what is trained
+    "trainer.activation_checkpointing",
+    "trainer.gpu",
+    "audit",  # bias audits observe training
     "tune",  # a search trial's bookkeeping: the same hyper-parameters are the same run
     "eval",  # in-loop task evaluation observes training, it does not change it
 )

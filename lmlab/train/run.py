@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from lmlab.audit.callback import BiasAuditCurve
 from lmlab.data.datamodule import TokenDataModule
+from lmlab.data.shards import shard_key
 from lmlab.errors import ConfigError, DataError, LmlabError
 from lmlab.eval.callback import InLoopEval
 from lmlab.eval.overfit import EarlyStopping, epochs_seen, gap_growing, save_learning_curve
@@ -23,7 +25,9 @@ from lmlab.runs.load import load_state
 from lmlab.runs.record import RunRecord
 from lmlab.runspec import RunSpec, accumulation_steps, check_values, plain, resolve_run
 from lmlab.train.callbacks import PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
+from lmlab.train.checkpoint_io import checkpoint_plugins
 from lmlab.train.module import LanguageModel
+from lmlab.train.strategy import training_strategy
 from lmlab.train.throughput import peak_flops
 from lmlab.tune.pruning import trial_pruning
 
@@ -123,6 +127,7 @@ class Run:
                                     c["seed"], c["trainer"]["val_tokens"], accumulation_steps(c["trainer"]),
                                     c["data"]["verify_checksums"])
         self.data.setup()  # a missing or corrupt shard fails here, before anything is written
+        self.key = shard_key(self.data.manifest)  # encrypted data: its checkpoints are encrypted too
         self.spec: RunSpec = resolve_run(c, vocab_size=self.data.vocab_size)
         self.cfg, self.plan, self.id = c, self.spec.budget, self.spec.run_id
         self.record = RunRecord(self.spec.run_dir)
@@ -144,17 +149,16 @@ class Run:
             "seed": c["seed"], "data": c["data"]["name"],
         }
 
-    def trainer(self, callbacks: list[L.Callback]) -> L.Trainer:
+    def trainer(self, callbacks: list[L.Callback], strategy) -> L.Trainer:
         t = self.cfg["trainer"]
-        plugins = []
+        plugins = checkpoint_plugins(self.key)
         if under_slurm():
             from lightning.pytorch.plugins.environments import SLURMEnvironment
 
             plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues, not Lightning
-        distributed = t["devices"] * t["nodes"] > 1
         return L.Trainer(
             accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["nodes"],
-            strategy="ddp" if distributed else "auto", precision=t["precision"],
+            strategy=strategy, precision=t["precision"],
             max_steps=self.plan.steps, max_epochs=-1, accumulate_grad_batches=self.spec.accumulation,
             limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False,
             use_distributed_sampler=False, logger=make_logger(self.cfg, self.record.dir),
@@ -185,9 +189,11 @@ class Run:
                       if t["early_stopping_patience"] else None)
         in_loop = (InLoopEval(rec.dir, self.data_dir, c["eval"], val_milestones(self.plan.steps, t["val_milestones"]),
                               self.plan.tokens_per_step) if c["eval"]["tasks"] else None)
-        extra = [cb for cb in (self.pruning, self.early, in_loop) if cb is not None]
+        audit = (BiasAuditCurve(rec.dir, self.data_dir, c["audit"], val_milestones(self.plan.steps, t["val_milestones"]),
+                                self.plan.tokens_per_step, t["strategy"]) if c["audit"]["every_val"] else None)
+        extra = [cb for cb in (self.pruning, self.early, in_loop, audit) if cb is not None]
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
-                                preemption, *extra])
+                                preemption, *extra], training_strategy(t, module.model))
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
         if not trainer.is_global_zero:
             return self._train(trainer, module, val, preemption, self._resume_step(announce=False))
@@ -245,7 +251,7 @@ class Run:
             if not path.exists():
                 continue
             try:
-                step = load_state(path)["global_step"]
+                step = load_state(path, key=self.key)["global_step"]
             except (DataError, KeyError) as err:
                 aside = rec.set_aside(path) if announce else path
                 self.damaged.append(f"{path.name} was damaged and set aside as {aside.name} ({err})")
