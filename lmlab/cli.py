@@ -20,9 +20,12 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     (None, "scrub"): ("lmlab.data.cli_scrub", "replace personal data in text with typed placeholders"),
     (None, "fit"): ("lmlab.analysis.cli_fit", "fit a scaling law to a study table"),
     (None, "plan"): ("lmlab.analysis.cli_plan", "compute-optimal N and D for a budget, with a launch config"),
+    (None, "study"): ("lmlab.study.cli_study", "run a ladder, fit it, predict its held-out largest size, plan a larger run"),
     (None, "predict"): ("lmlab.analysis.cli_predict", "predict the loss of one (N, D) from a fitted law"),
     ("runs", "collect"): ("lmlab.runs.cli_collect", "collect run directories into a study table"),
     ("runs", "status"): ("lmlab.runs.cli_status", "expected vs completed, running, failed and missing runs"),
+    ("runs", "plot"): ("lmlab.runs.cli_plot", "a sweep's or a run group's loss curves, one line per run"),
+    (None, "predictions"): ("lmlab.runs.cli_predictions", "planned runs' predictions against what they reached"),
     ("ladder", "plan"): ("lmlab.launch.cli_ladder", "print the runs of a ladder and their total compute"),
     ("launch", "render"): ("lmlab.launch.cli_render", "write an sbatch script for a multi-node run"),
     ("audit", "bias"): ("lmlab.audit.cli_bias", "bias audit of a run's corpus and model, or across a study"),
@@ -32,7 +35,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 }
 
 GROUP_HELP = {
-    "runs": "run directories: collect, status",
+    "runs": "run directories: collect, status, plot",
     "ladder": "model ladders: plan",
     "launch": "multi-node launch scripts: render",
     "audit": "audits of runs: bias",

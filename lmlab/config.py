@@ -116,6 +116,10 @@ class BudgetConfig:
     tokens: Optional[float] = None  # a count; 5e6 is accepted
     chinchilla_multiple: Optional[float] = None  # D = m * 20 * N (N total parameters)
     flops: Optional[float] = None  # D = C / FLOPs per token in the unit of compute (lmlab.runspec.COMPUTE: 6N + attention)
+    # schedule=wsd only: more budgets, as fractions of this one, each a cooldown branch of one constant-lr trunk
+    # (lmlab.train.branches); the budget itself is always one of them
+    branches: Optional[list[float]] = None
+    branch: Optional[float] = None  # set by lmlab in a branch's own config: which fraction of the budget it is
 
 
 @dataclass
@@ -157,6 +161,20 @@ class LoggerConfig:
 
 
 @dataclass
+class PredictionConfig:
+    """What `lmlab plan` predicted for this run (lmlab.runs.predictions scores it once the run completes).
+    Bookkeeping, not identity: it never changes the run id (lmlab.runs.record.NON_IDENTITY_KEYS)."""
+    loss: Optional[float] = None  # the predicted final validation loss
+    lo: Optional[float] = None  # its interval at `level`
+    hi: Optional[float] = None
+    level: Optional[float] = None
+    law: Optional[str] = None
+    fit: Optional[str] = None  # the fit file's path when planned
+    fit_sha256: Optional[str] = None  # sha256 of the fit file's bytes
+    study: Optional[str] = None  # the study (table) the fit came from
+
+
+@dataclass
 class AuditConfig:
     """The model bias audit at validation milestones (lmlab.audit.callback): audit_curve.jsonl."""
     every_val: bool = False
@@ -180,6 +198,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     eval: InLoopConfig = field(default_factory=InLoopConfig)  # tasks at validation milestones (none: off)
     audit: AuditConfig = field(default_factory=AuditConfig)  # bias audits at validation milestones (off)
+    prediction: Optional[PredictionConfig] = None  # set by `lmlab plan`'s experiment config
 
 
 from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)

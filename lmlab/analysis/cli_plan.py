@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=cli_args.positive, help="peak learning rate (default: DeepSeek LLM's 0.3118 C^-0.125)")
     parser.add_argument("--level", type=cli_args.level, help="interval coverage (default: the fit's, else 0.95)")
     parser.add_argument("--group", help="for a fit made with --by: which group's law")
+    parser.add_argument("--study", help="the study the fit came from, recorded with the prediction "
+                        "(default: the table the fit was made from)")
     parser.add_argument("-o", "--output", help="write the Hydra experiment config here (e.g. "
                         "conf/experiment/planned.yaml); printed when absent")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -66,7 +68,7 @@ def _plan(args, flops):
     from lmlab.analysis.allocation import PowerLaw
     from lmlab.analysis.extrapolation import axis, beyond_evidence, honest_interval
     from lmlab.analysis.fitjson import fit_from_doc, load_fit_doc, select_group
-    from lmlab.analysis.plan import experiment_config, inputs_at, plan_budget, planned_run
+    from lmlab.analysis.plan import experiment_config, inputs_at, plan_budget, planned_run, prediction_section
 
     doc = select_group(load_fit_doc(args.fit), args.group, str(args.fit))
     n_column = doc.get("columns", {}).get("N", "n_params")
@@ -105,6 +107,11 @@ def _plan(args, flops):
               {"N": run.n, "D": run.tokens, "C": flops, "M": run.tokens / run.n}.items() if k in fit.law.inputs}
         point, lo, hi = honest_interval(fit, level, **at)
         out.update(loss_at_size=float(point[0]), loss_at_size_interval=[float(lo[0]), float(hi[0])])
+        # on record: the planned run's own prediction, scored when it completes (`lmlab predictions`)
+        run.settings["prediction"] = prediction_section(
+            point[0], (lo[0], hi[0]), level, doc["law"], args.fit,
+            args.study or doc.get("rows", {}).get("table"))
+        out["prediction"] = run.settings["prediction"]
         lines.append(f"predicted loss at N_opt: {out['loss']:.4f}; at {run.size.name}: {point[0]:.4f} "
                      f"[{lo[0]:.4g}, {hi[0]:.4g}]")
     else:

@@ -6,6 +6,10 @@ that holds when extrapolating (extrapolation.py), never narrower than the bootst
 and D_opt intervals come from the bootstrap samples (each resampled law gives its own optimum) and
 cover parameter noise only.
 
+The experiment config also carries the prediction (`prediction_section`: the loss predicted at the
+planned size and tokens, its interval, the fit's hash and the study it came from), which the run copies
+into its plan.json and lmlab.runs.predictions scores once the run completes.
+
 The planned run is `planned_run`: the registered size nearest N_opt, counted at the fit's
 vocabulary, with `budget.flops` = C; its tokens, steps and compute come from the run spec
 (lmlab.runspec.resolve_run) of the composed experiment config, exactly as training will see them.
@@ -181,6 +185,17 @@ def experiment_settings(*, size: str, seq_len: int, flops: float, global_batch_s
         "trainer": {"global_batch_size": global_batch_size, "micro_batch_size": int(micro_batch_size),
                     "nodes": int(nodes), "devices": int(devices), "precision": "bf16-mixed"},
     }
+
+
+def prediction_section(loss: float, interval: tuple[float, float], level: float, law: str, fit_path: str | Path,
+                       study: str | None) -> dict:
+    """The experiment config's `prediction:` (lmlab.config.PredictionConfig): what the run should reach,
+    and which fit said so (the sha256 of the fit file's bytes, so a later refit is told apart)."""
+    import hashlib
+
+    return {"loss": float(loss), "lo": float(interval[0]), "hi": float(interval[1]), "level": float(level),
+            "law": law, "fit": str(Path(fit_path).resolve()), "fit_sha256": hashlib.sha256(Path(fit_path).read_bytes()).hexdigest(),
+            "study": study}
 
 
 def experiment_config(settings: dict, header: str) -> str:

@@ -1,6 +1,6 @@
 """Figures of a study and its fits. Each function returns a matplotlib Figure built without pyplot
 (no global backend or state, so they work headless and leave a notebook's backend alone);
-`save_figure` writes PNG and SVG, `png_bytes` gives the PNG for a notebook's display(Image(...))."""
+`save_figure` writes PNG and SVG (`write_figure` one file), `png_bytes` gives the PNG for a notebook's display(Image(...))."""
 
 from __future__ import annotations
 
@@ -20,18 +20,44 @@ from lmlab.analysis.plan import optimal_n, optimum
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    """out_dir/name.png and .svg."""
+    paths = [Path(out_dir) / f"{name}.png", Path(out_dir) / f"{name}.svg"]
     for path in paths:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        write_figure(fig, path)
     return paths
+
+
+def write_figure(fig, path: str | Path) -> Path:
+    """The figure written atomically, in the format its suffix names (.png, .svg, .pdf)."""
+    from lmlab.io import atomic_path
+
+    path = Path(path)
+    readable_log_ticks(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix[1:], dpi=120, bbox_inches="tight")
+    return path
 
 
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
+    readable_log_ticks(fig)
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
+
+
+def readable_log_ticks(fig) -> None:
+    """Plain-number tick labels on every log axis of fig spanning under a decade. There matplotlib has
+    at most one major tick and labels the minor ones as 3x10^0 (crowded, or none at all); a few plain
+    numbers (3, 3.5, 4) read at once. Called by save_figure and png_bytes, after plotting."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+
+    for ax in fig.axes:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if axis.get_scale() != "log" or not 0 < min(lo, hi) or max(lo, hi) / min(lo, hi) >= 10:
+                continue
+            axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(NullFormatter())
 
 
 def _subplots(ncols=1, figsize=(6.4, 4.4), **kw):
@@ -185,4 +211,42 @@ def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_param
         ax.legend()
     ax.set(xscale="log", yscale="log", xlabel=x, ylabel=y, title="Loss curves")
     _colorbar(fig, ax, norm, cmap)
+    return fig
+
+
+def predictions(table, calib) -> Figure:
+    """Predictions on record (lmlab.runs.predictions): each scored run's predicted loss and interval
+    against the loss it reached, and the coverage of the intervals against their nominal level."""
+    fig, (ax, cov) = _subplots(2, figsize=(11.0, 4.4))
+    scored = table[table["state"] == "scored"]
+    for inside, color, label in ((True, "tab:blue", "inside its interval"), (False, "crimson", "outside")):
+        g = scored[scored["inside"].astype(bool) == inside]
+        if len(g):
+            ax.errorbar(g["actual"], g["predicted"], yerr=[g["predicted"] - g["lo"], g["hi"] - g["predicted"]],
+                        fmt="o", color=color, capsize=3, label=label)
+    span = np.array([scored[["actual", "lo"]].min().min(), scored[["actual", "hi"]].max().max()], dtype=float)
+    ax.plot(span, span, color="grey", lw=1, ls="--", label="predicted = actual")
+    ax.set(xlabel="actual final validation loss", ylabel="predicted loss", title="Predicted vs actual")
+    ax.legend()
+    cov.errorbar(calib["level"], calib["fraction"], yerr=[calib["fraction"] - calib["ci_lo"],
+                                                         calib["ci_hi"] - calib["fraction"]],
+                 fmt="o", color="tab:blue", capsize=3, label="fraction inside (95% binomial interval)")
+    for _, row in calib.iterrows():
+        cov.annotate(f"n={row['n']}", (row["level"], row["fraction"]), textcoords="offset points", xytext=(-34, 4))
+    cov.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="nominal")
+    low = min(0.5, float(calib["level"].min()) - 0.1) if len(calib) else 0.5
+    cov.set(xlim=(low, 1.0), ylim=(0, 1.02), xlabel="nominal level", ylabel="fraction inside",
+            title="Coverage vs nominal")
+    cov.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def labelled_curves(curves: list[tuple[str, list, list]]) -> Figure:
+    """Validation loss against tokens, one labelled line per run ((label, tokens, loss) each)."""
+    fig, ax = _subplots(figsize=(7.4, 4.6))
+    for label, tokens, loss in curves:
+        ax.plot(tokens, loss, marker=".", lw=1.2, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="tokens", ylabel="validation loss (nats/token)", title="Loss curves")
+    ax.legend(fontsize="small", ncol=2 if len(curves) > 8 else 1)
     return fig

@@ -5,6 +5,8 @@ result (n_params, n_params_nonembedding, tokens, flops_6n, flops_exact, final_va
 status and its reason, and the last point of the metrics (last_tokens, last_val_loss, ...), so
 running, failed and preempted runs are kept and labelled, never dropped. An evaluated run also has
 its task results (eval.json) as eval.<task>.<metric> columns (lmlab.eval.results.eval_columns).
+A planned run has its prediction (prediction.loss, .lo, .hi, ...) and, once completed, its score
+(prediction.inside, prediction.error_pct; lmlab.runs.predictions).
 Curves table (long form): run_id, kind (train | val), step, tokens, flops_6n, flops_exact, loss,
 and each run's n_params and n_params_nonembedding. It is written beside the runs table as
 <stem>.curves.<suffix>.
@@ -60,6 +62,7 @@ def _collect_one(run_dir: Path):
     from lmlab.errors import DataError
     from lmlab.eval.results import eval_columns
     from lmlab.io import read_jsonl
+    from lmlab.runs.predictions import scored_columns
     from lmlab.runs.record import load_run
 
     try:
@@ -72,8 +75,9 @@ def _collect_one(run_dir: Path):
     result = record["result"] or {}
     status = record["status"] or {}
     row = flatten(record["config"])
-    row.update(record.get("plan") or {})  # N and the planned budget, also for unfinished runs
+    row.update(flatten(record.get("plan") or {}))  # N and the planned budget, also for unfinished runs
     row.update(result)
+    row.update(scored_columns(record.get("plan"), record["result"]))  # `lmlab plan`'s prediction, scored
     row["run_id"] = result.get("run_id") or run_dir.name
     row["run_dir"] = str(run_dir)
     row["status"] = status.get("status") or result.get("status") or STATUS_UNKNOWN

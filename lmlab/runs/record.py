@@ -58,6 +58,7 @@ NON_IDENTITY_KEYS = (
     "audit",  # bias audits observe training
     "tune",  # a search trial's bookkeeping: the same hyper-parameters are the same run
     "eval",  # in-loop task evaluation observes training, it does not change it
+    "prediction",  # what `lmlab plan` predicted for the run: a record about it, not part of it
 )
 
 SLURM_VARS = {
@@ -251,4 +252,6 @@ def load_run(run_dir: Path) -> dict:
 
 def find_runs(root: Path) -> list[Path]:
     """Every run directory (one holding config.yaml) under root, sorted."""
-    return sorted(p.parent for p in Path(root).rglob(CONFIG) if ".hydra" not in p.parts)
+    # hidden folders below root hold Hydra's records and the trunks of branched launches (lmlab.train.branches)
+    return sorted(p.parent for p in Path(root).rglob(CONFIG)
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))

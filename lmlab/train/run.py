@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -19,12 +20,13 @@ from lmlab.data.shards import shard_key
 from lmlab.errors import ConfigError, DataError, LmlabError
 from lmlab.eval.callback import InLoopEval
 from lmlab.eval.overfit import EarlyStopping, epochs_seen, gap_growing, save_learning_curve
-from lmlab.io import read_jsonl
+from lmlab.io import atomic_path, read_jsonl
 from lmlab.launch.preemption import RequeueOnSignal
 from lmlab.runs.load import load_state
 from lmlab.runs.record import RunRecord
 from lmlab.runspec import RunSpec, accumulation_steps, check_values, plain, resolve_run
-from lmlab.train.callbacks import PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
+from lmlab.train.branches import fractions, member_cfg, member_schedule, members, snapshot_name
+from lmlab.train.callbacks import OnStep, PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
 from lmlab.train.checkpoint_io import checkpoint_plugins
 from lmlab.train.module import LanguageModel
 from lmlab.train.strategy import training_strategy
@@ -116,17 +118,20 @@ def check_accelerator(trainer_cfg: dict) -> None:
 class Run:
     """Everything fixed before training starts: the run spec (plan, size, directory) and the data."""
 
-    def __init__(self, cfg: DictConfig | dict):
+    def __init__(self, cfg: DictConfig | dict, data: TokenDataModule | None = None):
+        """data: a set-up data module to share (the members of a branched launch train on the same data)."""
         c = plain(cfg)
         check_values(c)  # every value checked before the data is touched
         check_accelerator(c["trainer"])
         if c["trainer"]["threads"]:
             torch.set_num_threads(c["trainer"]["threads"])
         self.data_dir = data_dir(c)
-        self.data = TokenDataModule(self.data_dir, c["model"]["seq_len"], c["trainer"]["micro_batch_size"],
-                                    c["seed"], c["trainer"]["val_tokens"], accumulation_steps(c["trainer"]),
-                                    c["data"]["verify_checksums"])
-        self.data.setup()  # a missing or corrupt shard fails here, before anything is written
+        if data is None:
+            data = TokenDataModule(self.data_dir, c["model"]["seq_len"], c["trainer"]["micro_batch_size"],
+                                   c["seed"], c["trainer"]["val_tokens"], accumulation_steps(c["trainer"]),
+                                   c["data"]["verify_checksums"])
+            data.setup()  # a missing or corrupt shard fails here, before anything is written
+        self.data = data
         self.key = shard_key(self.data.manifest)  # encrypted data: its checkpoints are encrypted too
         self.spec: RunSpec = resolve_run(c, vocab_size=self.data.vocab_size)
         self.cfg, self.plan, self.id = c, self.spec.budget, self.spec.run_id
@@ -146,7 +151,7 @@ class Run:
             "wall_s": wall_s, "model": c["model"]["size"], "n_layer": g.n_layer, "d_model": g.d_model,
             "n_head": g.n_head, "seq_len": g.seq_len, "vocab_size": g.vocab_size,
             "global_batch_size": c["trainer"]["global_batch_size"], "lr": c["optim"]["lr"],
-            "seed": c["seed"], "data": c["data"]["name"],
+            "seed": c["seed"], "data": c["data"]["name"], **self._branch_fields(steps),
         }
 
     def trainer(self, callbacks: list[L.Callback], strategy) -> L.Trainer:
@@ -169,14 +174,19 @@ class Run:
     def execute(self) -> dict:
         """Skip if completed, resume if interrupted, else train from scratch. Returns result.json's
         content, or for a run stopped by a preemption signal {"status": "preempted", ...}.
-        Rank zero holds the run directory's lock throughout, so a second launch refuses at once."""
+        Rank zero holds the run directory's lock throughout, so a second launch refuses at once.
+        A member of a branched launch (lmlab.train.branches) runs the whole launch: trunk, then branches."""
+        return self._execute_branched() if self.spec.member else self._execute_one()
+
+    def _execute_one(self) -> dict:
         rec, c = self.record, self.cfg
         done = rec.result()
         if c["run"]["resume"] and done and done["status"] == "completed":
             log.info("run %s already completed (final val loss %.4f): skipped", rec.dir, done["final_val_loss"])
             return done
         L.seed_everything(c["seed"], workers=True, verbose=False)
-        module = LanguageModel(self.spec.gpt, c["optim"], c["schedule"], self.plan.steps, c["trainer"]["compile"])
+        schedule, schedule_steps = self._schedule()
+        module = LanguageModel(self.spec.gpt, c["optim"], schedule, schedule_steps, c["trainer"]["compile"])
         t = c["trainer"]
         metrics = StepMetrics(rec, t["log_every_steps"], self.spec, None, log_lines=not show_progress_bar(c))
         val = ValidationMilestones(rec, val_milestones(self.plan.steps, t["val_milestones"]), self._val_batches,
@@ -191,7 +201,7 @@ class Run:
                               self.plan.tokens_per_step) if c["eval"]["tasks"] else None)
         audit = (BiasAuditCurve(rec.dir, self.data_dir, c["audit"], val_milestones(self.plan.steps, t["val_milestones"]),
                                 self.plan.tokens_per_step, t["strategy"]) if c["audit"]["every_val"] else None)
-        extra = [cb for cb in (self.pruning, self.early, in_loop, audit) if cb is not None]
+        extra = [cb for cb in (self.pruning, self.early, in_loop, audit, *self._branch_callbacks()) if cb is not None]
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
                                 preemption, *extra], training_strategy(t, module.model))
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
@@ -207,7 +217,7 @@ class Run:
 
     def _train(self, trainer, module, val, preemption, resume_step: int | None) -> dict:
         rec = self.record
-        ckpt = str(rec.checkpoint) if resume_step is not None else None
+        ckpt = str(rec.checkpoint) if resume_step is not None else self._trunk_snapshot()
         try:
             trainer.fit(module, datamodule=self.data, ckpt_path=ckpt, weights_only=True)
         except LmlabError as err:
@@ -265,7 +275,10 @@ class Run:
         rec = self.record
         rec.write_config(self.cfg)
         rec.write_env()
-        rec.write_plan(self.spec.plan_record())
+        plan = self.spec.plan_record()
+        if self.cfg.get("prediction"):  # `lmlab plan`'s prediction, scored once the run completes
+            plan["prediction"] = self.cfg["prediction"]
+        rec.write_plan(plan)
         step = self._resume_step()
         note = "; ".join(self.damaged) or None
         if step is not None:
@@ -273,6 +286,7 @@ class Run:
             log.info("resuming %s from step %d", rec.dir, step)
         else:
             rec.metrics_path.unlink(missing_ok=True)
+            self._copy_trunk_metrics()
         for note_line in self.damaged:
             log.warning("run %s: %s", rec.dir, note_line)
         rec.set_status("running", note, step=step or 0)
@@ -296,3 +310,127 @@ class Run:
             if status == "failed":
                 log.error("run %s failed: %s", self.record.dir, reason)
         return result
+
+    # ------------------------------------------------ branched launches (lmlab.train.branches)
+
+    def _execute_branched(self) -> dict:
+        """The trunk, then each branch from the trunk's checkpoint at its branch point, in this process.
+        Returns the result of the member this config names (the full budget's for the launch config)."""
+        runs = [Run(member_cfg(self.cfg, m.fraction), data=self.data)
+                for m in members(self.cfg, self.spec.member.schedule_steps)]
+        trunk, branches = runs[0], runs[1:]
+        for run in branches:
+            run._await_trunk(trunk)
+        result = trunk._execute_one()
+        if result["status"] != "completed":  # failed or preempted: the branches wait for a relaunch
+            return result
+        wanted = self.spec.member.fraction or 1.0
+        for run in branches:
+            done = run._execute_one()
+            if done["status"] != "completed":
+                return done
+            if run.spec.member.fraction == wanted:
+                result, self.record = done, run.record  # the launch reports (and lmlab-train prints) this budget
+        return result
+
+    def _await_trunk(self, trunk: "Run") -> None:
+        """A branch not yet begun gets its record now, so status and collect see every budget of the launch."""
+        rec = self.record
+        if rec.result() is None and (rec.status() or {}).get("status") in (None, "waiting") and rank_zero_only.rank == 0:
+            rec.write_config(self.cfg)
+            rec.write_env()
+            rec.write_plan(self.spec.plan_record())
+            rec.set_status("waiting", f"waits for trunk {trunk.id} to reach step {self.spec.member.start_step}", step=0)
+
+    def _schedule(self) -> tuple[dict, int]:
+        """(schedule group, steps) the learning rate follows: a member's comes from the launch's WSD schedule."""
+        m = self.spec.member
+        if m is None:
+            return self.cfg["schedule"], self.plan.steps
+        return member_schedule(self.cfg["schedule"], m), m.schedule_steps
+
+    def _trunk_dir(self) -> Path:
+        return resolve_run(member_cfg(self.cfg, None), self.data.vocab_size).run_dir
+
+    def _branch_callbacks(self) -> list[L.Callback]:
+        m = self.spec.member
+        if m is None:
+            return []
+        if m.fraction is None:
+            points = {b.start_step for b in members(self.cfg, m.schedule_steps)[1:] if b.start_step > 0}
+            return [TrunkSnapshots(self.record.dir / "checkpoints", points)]
+        self.branch_start = BranchStart()
+        return [self.branch_start]
+
+    def _trunk_snapshot(self) -> str | None:
+        """Where a branch that has not begun starts: the trunk's checkpoint at its branch point (None: step 0)."""
+        m = self.spec.member
+        if m is None or m.fraction is None or m.start_step == 0:
+            return None
+        path = self._trunk_dir() / "checkpoints" / snapshot_name(m.start_step)
+        if not path.is_file():
+            raise DataError(f"trunk checkpoint {path} is missing: branch {self.id} cannot start at step {m.start_step} "
+                            f"(relaunch with run.resume=false to retrain the trunk)")
+        self.branch_start.from_trunk = True
+        return str(path)
+
+    def _copy_trunk_metrics(self) -> None:
+        """A branch's curve begins with the trunk's rows up to its branch point (marked from_trunk)."""
+        m = self.spec.member
+        if m is None or m.fraction is None:
+            return
+        rows = read_jsonl(self._trunk_dir() / "metrics.jsonl")
+        for row in rows:
+            if row.get("step", 0) <= m.start_step:
+                self.record.append_metrics({**row, "from_trunk": True})
+
+    def _branch_fields(self, steps: int) -> dict:
+        """Honest compute for a member: what it trained itself, and what the trunk it shares cost."""
+        m = self.spec.member
+        if m is None:
+            return {}
+        tps = self.plan.tokens_per_step
+        if m.fraction is None:
+            return {"role": "trunk", "budget_fractions": fractions(self.cfg["budget"])}
+        trunk_steps = members(self.cfg, m.schedule_steps)[0].steps
+        trained = max(0, steps - m.start_step) * tps
+        return {"role": "branch", "branch_of": resolve_run(member_cfg(self.cfg, None), self.spec.gpt.vocab_size).run_id,
+                "branch_fraction": m.fraction, "branched_at_step": m.start_step, "trained_tokens": trained,
+                **{f"trained_{k}": v for k, v in self.spec.flops(trained).items()},
+                "trunk_tokens": trunk_steps * tps,
+                **{f"trunk_{k}": v for k, v in self.spec.flops(trunk_steps * tps).items()}}
+
+
+class TrunkSnapshots(OnStep):
+    """Keeps the trunk's state at each branch point: checkpoints/step-<k>.ckpt, written atomically."""
+
+    def __init__(self, folder: Path, steps: set[int]):
+        super().__init__()
+        self.folder, self.steps = folder, steps
+
+    def on_step(self, trainer, module) -> None:
+        step = trainer.global_step
+        if step not in self.steps:
+            return
+        path = self.folder / snapshot_name(step)
+        if trainer.is_global_zero:
+            with atomic_path(path) as tmp:
+                trainer.save_checkpoint(tmp, weights_only=False)
+        else:
+            trainer.save_checkpoint(path, weights_only=False)
+        trainer.strategy.barrier("lmlab_snapshot")
+
+
+class BranchStart(L.Callback):
+    """A branch restored from the trunk: the learning rate of its own schedule at once (the checkpoint holds
+    the trunk's), and its wall time counted from zero (the trunk's is the trunk's)."""
+
+    def __init__(self):
+        self.from_trunk = False
+
+    def on_train_start(self, trainer, module) -> None:
+        scheduler = trainer.lr_scheduler_configs[0].scheduler
+        for group, base, multiplier in zip(trainer.optimizers[0].param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * multiplier(trainer.global_step)
+        if self.from_trunk:
+            module.elapsed_before = 0.0
