@@ -162,8 +162,9 @@ class LoggerConfig:
 
 @dataclass
 class PredictionConfig:
-    """What `lmlab plan` predicted for this run (lmlab.runs.predictions scores it once the run completes).
-    Bookkeeping, not identity: it never changes the run id (lmlab.runs.record.NON_IDENTITY_KEYS)."""
+    """What `lmlab plan` predicted for this run (lmlab.runs.predictions scores it once the run completes);
+    loss null: no prediction. Bookkeeping, not identity: it never changes the run id
+    (lmlab.runs.record.NON_IDENTITY_KEYS)."""
     loss: Optional[float] = None  # the predicted final validation loss
     lo: Optional[float] = None  # its interval at `level`
     hi: Optional[float] = None
@@ -198,7 +199,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     eval: InLoopConfig = field(default_factory=InLoopConfig)  # tasks at validation milestones (none: off)
     audit: AuditConfig = field(default_factory=AuditConfig)  # bias audits at validation milestones (off)
-    prediction: Optional[PredictionConfig] = None  # set by `lmlab plan`'s experiment config
+    prediction: PredictionConfig = field(default_factory=PredictionConfig)  # set by `lmlab plan`'s experiment config
 
 
 from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)

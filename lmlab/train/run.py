@@ -276,7 +276,7 @@ class Run:
         rec.write_config(self.cfg)
         rec.write_env()
         plan = self.spec.plan_record()
-        if self.cfg.get("prediction"):  # `lmlab plan`'s prediction, scored once the run completes
+        if (self.cfg.get("prediction") or {}).get("loss") is not None:  # `lmlab plan`'s, scored once the run completes
             plan["prediction"] = self.cfg["prediction"]
         rec.write_plan(plan)
         step = self._resume_step()
