@@ -1,54 +1,35 @@
-"""`make demo`: prepare the bundled corpus, train one small model on it, print and plot its result."""
+"""`make demo`: the quickstart study, `lmlab study quickstart` (conf/ladder/quickstart.yaml): five sizes x
+two budgets on the bundled corpus (prepared on first use), the largest size held out and predicted,
+a larger run planned; then what to try next."""
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
-from pathlib import Path
 
-FIELDS = [("model", "size"), ("n_params", "parameters (total)"), ("n_params_nonembedding", "parameters (non-embedding)"),
-          ("tokens", "tokens"), ("flops_6n", "FLOPs (6N + attention)"), ("flops_exact", "FLOPs (Chinchilla exact)"),
-          ("final_train_loss", "final train loss (nats/token)"), ("final_val_loss", "final validation loss (nats/token)"),
-          ("wall_s", "wall time (s)")]
-
-
-def curve_figure(metrics_path: Path):
-    """Train and validation loss against tokens, from the run's metrics.jsonl."""
-    from matplotlib.figure import Figure
-
-    from lmlab.io import read_jsonl
-
-    rows = read_jsonl(metrics_path)
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.add_subplot()
-    for key, style in (("train_loss", "-"), ("val_loss", "o-")):
-        points = [(r["tokens"], r[key]) for r in rows if key in r]
-        ax.plot(*zip(*points), style, label=key.replace("_", " "), ms=4)
-    ax.set(xscale="log", xlabel="tokens", ylabel="loss (nats/token)", title=metrics_path.parent.name)
-    ax.legend()
-    return fig
+NEXT = """
+Next (from the repository root):
+  source .venv/bin/activate                       # puts lmlab and lmlab-train on your PATH
+  less {study}/report.md                          # the report: runs, law, held-out prediction, plan, figures
+  lmlab ladder plan quickstart                    # the ladder's runs and the lmlab-train commands behind them
+  lmlab runs status runs/quickstart               # the runs' states and losses
+  lmlab fit {study}/study.parquet --law chinchilla --n-col n_params_nonembedding --holdout max:N -o fit.json --plot figs
+  lmlab study quickstart sizes=[14k,25k,55k,100k,220k,390k]   # a bigger ladder: completed runs are not retrained
+  lmlab study cpu_grid cluster=slurm              # a study on SLURM (make slurm-up starts a local cluster)
+  LMLAB_STUDY=$PWD/{study} jupyter lab analysis/study_overview.ipynb   # the study in a notebook
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lmlab.analysis.plots import save_figure
-    from lmlab.config import compose_train
-    from lmlab.train.run import Run
+    from lmlab.cli import main as lmlab
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    run = Run(compose_train(["experiment=sotu_small", *(argv if argv is not None else sys.argv[1:])]))
-    result = run.execute()
-    if result["status"] != "completed":
-        print(f"demo: the run did not complete: {result['reason']}", file=sys.stderr)
-        return 1
-    width = max(len(label) for _, label in FIELDS)
-    print(f"\nrun directory: {run.record.dir}")
-    for key, label in FIELDS:
-        value = result[key]
-        shown = f"{value:,}" if isinstance(value, int) else f"{value:.4g}" if isinstance(value, float) else value
-        print(f"  {label:<{width}}  {shown}")
-    paths = save_figure(curve_figure(run.record.metrics_path), Path(run.record.dir), "loss_curve")
-    print(f"  {'loss curve':<{width}}  {paths[0]}")
-    return 0
+    jobs = str(min(2, os.cpu_count() or 1))   # two one-thread runs at a time on a 2-core machine
+    args = ["study", "quickstart", "--jobs", jobs, *(argv if argv is not None else sys.argv[1:])]
+    code = lmlab(args)
+    if code in (0, 1):   # 1: some run failed; the study still reported what it could
+        study = args[args.index("-o") + 1] if "-o" in args else os.path.join("studies", "quickstart")
+        print(NEXT.format(study=study))
+    return code
 
 
 if __name__ == "__main__":

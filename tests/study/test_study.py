@@ -1,0 +1,94 @@
+"""`lmlab study` end to end on a tiny ladder (2 sizes x 2 budgets x 2 seeds, tens of steps each):
+trained, collected, fitted with the largest size held out, planned, reported; relaunched without
+training; a failed size reported; bad input refused in one line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lmlab.io import read_json, read_table
+from tests.conftest import run_cli
+
+LADDER = Path(__file__).with_name("tiny_ladder.yaml")
+# kaplan_c (L = (Cc/C)^a) has 2 parameters: the 4 runs of the smaller size are enough to fit it
+FAST_FIT = ["--law", "kaplan_c", "--bootstrap", "20"]
+HELDOUT = re.compile(r"^held-out (\S+): predicted ([\d.]+) \[([\d.]+), ([\d.]+)\], actual ([\d.]+), error ([-+\d.]+)%$",
+                     re.M)
+
+
+def study(tmp_path: Path, data_root: Path, *args: str, runs: str = "runs"):
+    env = {"LMLAB_RUNS_DIR": str(tmp_path / runs), "LMLAB_DATA_DIR": str(data_root)}
+    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), "-o", str(tmp_path / "study"), *args], env=env)
+
+
+def results(runs_dir: Path) -> dict[str, float]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in runs_dir.rglob("result.json")}
+
+
+@pytest.mark.slow
+def test_a_study_trains_fits_predicts_the_held_out_size_plans_and_a_relaunch_trains_nothing(tmp_path, data_root):
+    out = study(tmp_path, data_root, *FAST_FIT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    progress = re.findall(r"^\[(\d)/8\] (14k|25k) .*: loss [\d.]+, .* \| study ETA", out.stdout, re.M)
+    assert sorted(int(i) for i, _ in progress) == list(range(1, 9))
+
+    folder = tmp_path / "study"
+    table = read_table(folder / "study.parquet")
+    assert len(table) == 8 and set(table["status"]) == {"completed"}
+    fit = read_json(folder / "fit.json")
+    assert fit["law"] == "kaplan_c" and fit["points"]["n_points"] == 4   # the 14k runs; 25k held out
+    # the printed held-out line is the held-out run of the largest compute, against its recorded loss
+    size, pred, lo, hi, actual, error = HELDOUT.search(out.stdout).groups()
+    big = table[table["model.size"] == "25k"].sort_values("flops_6n").iloc[-1]
+    assert size == "25k" and float(actual) == pytest.approx(big["final_val_loss"], abs=1e-4)
+    assert float(lo) < float(pred) < float(hi)
+    assert float(error) == pytest.approx(100 * (float(pred) - float(actual)) / float(actual), abs=0.02)
+    planned = (folder / "planned.yaml").read_text()
+    assert "budget:" in planned and "flops:" in planned
+    report = (folder / "report.md").read_text()
+    for figure in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
+        assert (folder / figure).is_file(), figure
+    assert "figures/kaplan_c_fit.png" in report and "figures/heldout.png" in report
+    assert f"written to {folder}" in out.stdout
+
+    before = results(tmp_path / "runs")
+    again = study(tmp_path, data_root, *FAST_FIT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "8 of 8 runs already completed: not retrained" in again.stdout
+    assert not re.search(r"^\[\d/8\]", again.stdout, re.M) and "training" not in again.stdout
+    assert results(tmp_path / "runs") == before
+    assert HELDOUT.search(again.stdout).group(2) == pred
+
+
+@pytest.mark.slow
+def test_a_failed_size_is_reported_and_the_study_says_why_it_cannot_fit(tmp_path, data_root):
+    # the learning-rate rule gives 14k 0.03 and 25k an lr so large that its loss is not finite
+    diverge = ["rules.lr.ref_n=113000", "rules.lr.coef=0.03", "rules.lr.exponent=600", "seeds=[0]"]
+    out = study(tmp_path, data_root, *FAST_FIT, *diverge)
+    assert out.returncode == 2
+    lines = out.stdout.splitlines()
+    assert sum("failed" in line and line.startswith("  not completed: 25k") for line in lines) == 2
+    assert "study tiny_ladder: 2 of 4 runs completed, 2 failed" in out.stdout
+    error = out.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("lmlab study: error: study tiny_ladder: 2 completed run(s) of 1 size")
+    table = read_table(tmp_path / "study" / "study.parquet")   # what there is, kept: the failures labelled
+    assert sorted(table["status"]) == ["completed", "completed", "failed", "failed"]
+    assert "## Missing" in (tmp_path / "study" / "report.md").read_text()
+    assert len(results(tmp_path / "runs")) == 2   # the completed runs are still there
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no_such_ladder"], "ladder 'no_such_ladder': no such file"),
+    ([str(LADDER), "chinchilla_multiples=[1e-9,0.004]"], "fewer than one optimizer step"),
+    ([str(LADDER), "sizes"], "override 'sizes': expected KEY=VALUE"),
+])
+def test_bad_input_is_one_line_and_trains_nothing(tmp_path, args, message):
+    out = run_cli(["-m", "lmlab.cli", "study", *args, "-o", str(tmp_path / "study")],
+                  env={"LMLAB_RUNS_DIR": str(tmp_path / "runs")})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "study").exists()
