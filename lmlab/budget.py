@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lmlab.errors import ConfigError
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
+BUDGET_KEYS = ("tokens", "chinchilla_multiple", "flops")  # exactly one is set; branches/branch qualify it
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def _tag_tokens(tokens: float) -> str:
 
 def the_budget(budget: dict) -> tuple[str, float]:
     """(key, value) of the config's budget group, where exactly one of its keys must be set."""
-    given = {k: v for k, v in budget.items() if v is not None}
+    given = {k: budget.get(k) for k in BUDGET_KEYS if budget.get(k) is not None}
     if len(given) != 1:
         raise ConfigError(
             f"budget: set exactly one of budget.tokens, budget.chinchilla_multiple, budget.flops (got {given or 'none'})")
@@ -38,8 +39,10 @@ def the_budget(budget: dict) -> tuple[str, float]:
 
 
 def budget_tag(budget: dict) -> str:
-    """The budget's short label in run ids: "t1M" (tokens), "cx2" (Chinchilla multiple), "f1e15" (FLOPs)."""
+    """The budget's short label in run ids: "t1M" (tokens), "cx2" (Chinchilla multiple), "f1e15" (FLOPs);
+    a cooldown branch's (budget.branch = f) is the label of f x the budget."""
     key, value = the_budget(budget)
+    value *= budget.get("branch") or 1.0
     if key == "tokens":
         return _tag_tokens(value)
     if key == "chinchilla_multiple":

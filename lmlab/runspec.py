@@ -23,9 +23,11 @@ from lmlab.errors import ConfigError, DataError
 from lmlab.models.config import GPTConfig
 from lmlab.models.family import count_params, flops_per_token_6n, flops_per_token_exact, resolve_config
 from lmlab.budget import BudgetPlan, budget_tag, plan_budget
+from lmlab.train.branches import Member, branched, check_branches, member_of
 
 COMPUTE = "flops_6n"  # the run-record field that holds C, the one unit of compute
 PRECISIONS = ("32", "bf16-mixed")
+TRUNKS = ".trunks"  # the folder of a group that holds the trunks of branched launches
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+,-]*")
 
 
@@ -46,6 +48,7 @@ class RunSpec:
     accumulation: int  # micro-batches per optimizer step on each device
     run_id: str
     run_dir: Path
+    member: Member | None = None  # the trunk or a branch of a branched launch (lmlab.train.branches); None: an ordinary run
 
     @property
     def flops_per_token(self) -> int:
@@ -90,20 +93,35 @@ def resolve_run(cfg: Any, vocab_size: int | None = None) -> RunSpec:
     gpt = resolve_config(c["model"], vocab_size=vocab)
     counts = count_params(gpt)
     tokens_per_step = c["trainer"]["global_batch_size"] * c["model"]["seq_len"]
-    budget = plan_budget(c["budget"], counts["n_params"], compute_per_token(gpt), tokens_per_step)
+    full = plan_budget(c["budget"], counts["n_params"], compute_per_token(gpt), tokens_per_step)
+    member = member_of(c, full.steps)
+    budget = full if member is None else BudgetPlan(tokens=member.steps * tokens_per_step, steps=member.steps,
+                                                    tokens_per_step=tokens_per_step, tag=full.tag)
     run_id, run_dir = run_location(c)
     return RunSpec(cfg=c, gpt=gpt, n_params=counts["n_params"], n_params_nonembedding=counts["n_params_nonembedding"],
                    flops_per_token_6n=flops_per_token_6n(gpt), flops_per_token_exact=flops_per_token_exact(gpt),
-                   budget=budget, accumulation=accumulation_steps(c["trainer"]), run_id=run_id, run_dir=run_dir)
+                   budget=budget, accumulation=accumulation_steps(c["trainer"]), run_id=run_id, run_dir=run_dir,
+                   member=member)
 
 
 def run_location(cfg: Mapping) -> tuple[str, Path]:
-    """(run id, run directory) of a config: <runs_dir>/<run.group>/<name>-<budget>-s<seed>-<hash>."""
+    """(run id, run directory) of a config: <runs_dir>/<run.group>/<name>-<budget>-s<seed>-<hash>; the trunk of
+    a branched launch is trunk-<name>-... in <run.group>/.trunks/ (out of sight of collect and status)."""
     from lmlab.runs.record import config_hash
 
     name = cfg["run"].get("name") or cfg["model"]["size"]
-    run_id = f"{name}-{budget_tag(cfg['budget'])}-s{cfg['seed']}-{config_hash(cfg)[:8]}"
-    return run_id, contained(Path(cfg["paths"]["runs_dir"]), cfg["run"]["group"], "run.group") / run_id
+    run_id = f"{name}-{budget_tag(cfg['budget'])}-s{cfg['seed']}-{config_hash(hashed_view(cfg))[:8]}"
+    group_dir = contained(Path(cfg["paths"]["runs_dir"]), cfg["run"]["group"], "run.group")
+    if branched(cfg["budget"]) and cfg["budget"].get("branch") is None:
+        return f"trunk-{run_id}", group_dir / TRUNKS / f"trunk-{run_id}"
+    return run_id, group_dir / run_id
+
+
+def hashed_view(cfg: Mapping) -> dict:
+    """The config as its run id hashes it: the branch keys only when set, so that ordinary runs keep the ids
+    they had before branches existed."""
+    budget = {k: v for k, v in cfg["budget"].items() if k not in ("branches", "branch") or v is not None}
+    return {**cfg, "budget": budget}
 
 
 def contained(root: Path, name: str, key: str) -> Path:
@@ -176,3 +194,4 @@ def check_values(cfg: Mapping) -> None:
     if cfg["run"].get("name") is not None:
         contained(Path("."), cfg["run"]["name"], "run.name")
     contained(Path(cfg["paths"]["data_dir"]), cfg["data"]["name"], "data.name")
+    check_branches(cfg)

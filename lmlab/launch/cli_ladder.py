@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmlab.launch.ladder import launch_commands, load_ladder, measured_flops_per_s, plan, render
+    from lmlab.launch.ladder import compute_totals, launch_commands, load_ladder, measured_flops_per_s, plan, render
     from lmlab.runspec import COMPUTE
 
     ladder = load_ladder(args.ladder, args.overrides)
@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     runs = plan(ladder, speed)
     if args.json:
         print(json.dumps({"compute": COMPUTE, "runs": [asdict(r) for r in runs],
-                          "total_compute": sum(r.compute for r in runs), "flops_per_s": speed,
+                          # what training costs (trunks and cooldowns once each), and independent runs' cost
+                          "total_compute": compute_totals(runs)["trained_compute"], **compute_totals(runs),
+                          "flops_per_s": speed,
                           "commands": launch_commands(ladder, runs)}, indent=2))
     else:
         print(render(ladder, runs, speed))

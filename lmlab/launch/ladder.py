@@ -9,6 +9,11 @@ Batch size and learning rate are power laws in N (total parameters), with defaul
 literature (Porian et al. 2024: B* = 160 sequences of 2048 tokens x (N/108M)^(2/3),
 lr* = 0.0047 x (N/108M)^(-1/3)) that a ladder may override under `rules:`.
 
+With `branches: [0.25, 0.5, 0.75]` (fractions of each run's budget), each run is a branched launch
+(lmlab.train.branches, schedule=wsd): one constant-lr trunk and a short cooldown branch per budget, so
+a size gets four budgets for little more than one run's compute. The plan lists every budget (each its
+own run id), the trunk that serves them, and the compute saved against independent runs.
+
 `lmlab ladder plan <ladder>` prints each run (name, N, D, C, steps, batch, lr, estimated time from a
 measured throughput), the total compute, and the `lmlab-train -m` commands that launch it: one
 sweep per size, since batch and learning rate follow the size.
@@ -39,7 +44,7 @@ DEFAULT_RULES = {
 }
 LADDER_KEYS = {"kind", "group", "sizes", "seeds", "vocab_size", "seq_len", "micro_batch_size",
                "chinchilla_multiples", "flops", "per_budget", "span", "rules", "overrides",
-               "throughput_flops_per_s", "description"}
+               "throughput_flops_per_s", "description", "branches"}
 REQUIRED = {"grid": ("kind", "group", "sizes", "seeds", "vocab_size", "seq_len", "chinchilla_multiples"),
             "isoflop": ("kind", "group", "sizes", "seeds", "vocab_size", "seq_len", "flops")}
 
@@ -58,8 +63,11 @@ class PlannedRun:
     steps: int
     batch: int  # sequences per optimizer step
     lr: float
-    budget_override: str  # budget.chinchilla_multiple=... or budget.flops=...
+    budget_override: str  # budget.chinchilla_multiple=... or budget.flops=... (of the launch, for branches)
+    trained_compute: float  # what training it costs: a branch's cooldown only, the trunk's steps for a trunk
     est_seconds: float | None
+    role: str = "run"  # run (independent) | trunk | branch (lmlab.train.branches)
+    branch_of: str | None = None  # a branch's trunk
 
 
 # ---------------------------------------------------------------- loading and checking
@@ -101,6 +109,11 @@ def check_ladder(ladder: dict, where: str) -> dict:
         value = ladder.get(key)
         if value is not None and (not isinstance(value, list) or not value):
             raise ConfigError(f"ladder {where}: {key}={value!r}, expected a non-empty list")
+    branches = ladder.get("branches")
+    if branches is not None and (not isinstance(branches, list)
+                                 or not all(isinstance(f, (int, float)) and 0 < f < 1 for f in branches)):
+        raise ConfigError(f"ladder {where}: branches={branches!r}, expected a list of fractions of each run's budget "
+                          f"in (0, 1)")
     for key in ("chinchilla_multiples", "flops"):
         for v in ladder.get(key) or []:
             if not isinstance(v, (int, float)) or not v > 0:
@@ -139,7 +152,8 @@ def learning_rate(n_params: float, rule: dict) -> float:
 def size_overrides(ladder: dict, size: str, batch: int | None = None, lr: float | None = None) -> list[str]:
     """The training overrides that every run of one size shares (batch and lr once they are known)."""
     out = [f"run.group={ladder['group']}", f"model.size={size}", f"model.seq_len={ladder['seq_len']}",
-           *ladder["overrides"]]
+           *(["schedule=wsd", f"budget.branches=[{','.join(f'{f:g}' for f in ladder['branches'])}]"]
+             if ladder.get("branches") else []), *ladder["overrides"]]
     if batch is not None:
         out += [f"trainer.global_batch_size={batch}", f"trainer.micro_batch_size={min(ladder['micro_batch_size'], batch)}",
                 f"optim.lr={lr:g}"]
@@ -164,20 +178,36 @@ def size_n_params(ladder: dict, size: str) -> int:
     return resolve_run(cfg, ladder["vocab_size"]).n_params
 
 
-def _planned(ladder: dict, base: dict, seed: int, budget_key: str, value: float, flops_per_s: float | None) -> PlannedRun:
-    """One run: the size's composed config with its budget and seed, resolved by the run spec."""
+def _planned(ladder: dict, base: dict, seed: int, budget_key: str, value: float,
+             flops_per_s: float | None) -> list[PlannedRun]:
+    """One run: the size's composed config with its budget and seed, resolved by the run spec; a branched
+    launch: its trunk, then a run per budget."""
     from lmlab.runspec import resolve_run
+    from lmlab.train.branches import fractions, member_cfg
 
     # float(): the schema types every budget key as a float, and the run id hashes the typed value
-    cfg = {**base, "seed": seed, "budget": {"tokens": None, "chinchilla_multiple": None, "flops": None, budget_key: float(value)}}
+    cfg = {**base, "seed": seed, "budget": {**base["budget"], "tokens": None, "chinchilla_multiple": None, "flops": None,
+                                            budget_key: float(value)}}
     spec = resolve_run(cfg, ladder["vocab_size"])
-    flops = spec.flops(spec.budget.tokens)
+    if spec.member is None:
+        return [_planned_run(spec, f"budget.{budget_key}={value:g}", flops_per_s)]
+    branches = [resolve_run(member_cfg(cfg, f), ladder["vocab_size"]) for f in fractions(cfg["budget"])]
+    return [_planned_run(spec, f"budget.{budget_key}={value:g}", flops_per_s),
+            *(_planned_run(b, f"budget.{budget_key}={value:g}", flops_per_s, spec.run_id) for b in branches)]
+
+
+def _planned_run(spec, budget_override: str, flops_per_s: float | None, trunk: str | None = None) -> PlannedRun:
+    m, tokens = spec.member, spec.budget.tokens
+    trained = tokens if m is None else (m.steps - m.start_step) * spec.budget.tokens_per_step
+    trained_compute = trained * spec.flops_per_token
+    flops = spec.flops(tokens)
     return PlannedRun(
-        name=spec.run_id, size=cfg["model"]["size"], seed=seed, n_params=spec.n_params,
-        n_params_nonembedding=spec.n_params_nonembedding, tokens=spec.budget.tokens, compute=spec.compute,
+        name=spec.run_id, size=spec.cfg["model"]["size"], seed=spec.cfg["seed"], n_params=spec.n_params,
+        n_params_nonembedding=spec.n_params_nonembedding, tokens=tokens, compute=spec.compute,
         flops_exact=flops["flops_exact"], flops_6n=flops["flops_6n"], steps=spec.budget.steps,
-        batch=cfg["trainer"]["global_batch_size"], lr=cfg["optim"]["lr"], budget_override=f"budget.{budget_key}={value:g}",
-        est_seconds=spec.compute / flops_per_s if flops_per_s else None)
+        batch=spec.cfg["trainer"]["global_batch_size"], lr=spec.cfg["optim"]["lr"], budget_override=budget_override,
+        trained_compute=trained_compute, est_seconds=trained_compute / flops_per_s if flops_per_s else None,
+        role="run" if m is None else "trunk" if m.fraction is None else "branch", branch_of=trunk)
 
 
 def isoflop_sizes(ladder: dict, flops: float, n_of: dict[str, int]) -> list[str]:
@@ -210,26 +240,31 @@ def plan(ladder: dict, flops_per_s: float | None = None) -> list[PlannedRun]:
     for seed in ladder["seeds"]:
         if ladder["kind"] == "grid":
             for size in ladder["sizes"]:
-                runs += [_planned(ladder, bases[size], seed, "chinchilla_multiple", m, flops_per_s)
-                         for m in ladder["chinchilla_multiples"]]
+                runs += [r for m in ladder["chinchilla_multiples"]
+                         for r in _planned(ladder, bases[size], seed, "chinchilla_multiple", m, flops_per_s)]
         else:
             for c in ladder["flops"]:
-                runs += [_planned(ladder, bases[size], seed, "flops", c, flops_per_s) for size in isoflop_sizes(ladder, c, n_of)]
+                runs += [r for size in isoflop_sizes(ladder, c, n_of)
+                         for r in _planned(ladder, bases[size], seed, "flops", c, flops_per_s)]
     return runs
 
 
 def launch_commands(ladder: dict, runs: list[PlannedRun]) -> list[str]:
-    """One `lmlab-train -m` sweep per size: budgets and seeds vary, batch and lr follow the size."""
+    """One `lmlab-train -m` sweep per size: budgets and seeds vary, batch and lr follow the size (a branched
+    launch's command trains its trunk and every budget of it)."""
+    import shlex
+
     commands = []
-    for size in dict.fromkeys(r.size for r in runs):
-        mine = [r for r in runs if r.size == size]
+    launched = [r for r in runs if r.role != "branch"]
+    for size in dict.fromkeys(r.size for r in launched):
+        mine = [r for r in launched if r.size == size]
         key = mine[0].budget_override.split("=")[0]
         budgets = ",".join(dict.fromkeys(r.budget_override.split("=")[1] for r in mine))
         seeds = ",".join(dict.fromkeys(str(r.seed) for r in mine))
         null_others = [f"budget.{k}=null" for k in ("tokens", "chinchilla_multiple", "flops") if f"budget.{k}" != key]
         parts = ["lmlab-train", "-m", *size_overrides(ladder, size, mine[0].batch, mine[0].lr), *null_others,
                  f"{key}={budgets}", f"seed={seeds}"]
-        commands.append(" ".join(parts))
+        commands.append(" ".join(map(shlex.quote, parts)))
     return commands
 
 
@@ -266,19 +301,32 @@ def _duration(s: float | None) -> str:
     return f"{s:.0f}s" if s < 120 else f"{s / 60:.1f}m" if s < 7200 else f"{s / 3600:.1f}h"
 
 
+def compute_totals(runs: list[PlannedRun]) -> dict[str, float]:
+    """What the ladder's budgets would cost as independent runs, what it costs as planned, and the ratio."""
+    independent = sum(r.compute for r in runs if r.role != "trunk")
+    trained = sum(r.trained_compute for r in runs)
+    return {"independent_compute": independent, "trained_compute": trained, "trained_over_independent": trained / independent}
+
+
 def render(ladder: dict, runs: list[PlannedRun], flops_per_s: float | None) -> str:
-    header = ("run", "N", "N non-emb", "D tokens", "C FLOPs", "steps", "batch", "lr", "est. time")
-    rows = [(r.name, _si(r.n_params), _si(r.n_params_nonembedding), _si(r.tokens), f"{r.compute:.3g}",
-             str(r.steps), str(r.batch), f"{r.lr:.3g}", _duration(r.est_seconds)) for r in runs]
+    header = ("run", "role", "N", "N non-emb", "D tokens", "C FLOPs", "trained C", "steps", "batch", "lr", "est. time")
+    rows = [(r.name, r.role, _si(r.n_params), _si(r.n_params_nonembedding), _si(r.tokens), f"{r.compute:.3g}",
+             f"{r.trained_compute:.3g}", str(r.steps), str(r.batch), f"{r.lr:.3g}", _duration(r.est_seconds)) for r in runs]
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines = [fmt.format(*header), *(fmt.format(*row) for row in rows)]
-    total_c = sum(r.compute for r in runs)
+    totals = compute_totals(runs)
     total_t = sum(r.est_seconds for r in runs) if flops_per_s else None
     speed = f"at {flops_per_s:.3g} FLOP/s measured" if flops_per_s else "(no measured throughput: --throughput-from)"
-    lines += ["", f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({COMPUTE}: 6N + attention per token; "
-                  f"Chinchilla's exact count {sum(r.flops_exact for r in runs):.3g}), "
-                  f"estimated {_duration(total_t)} of one device {speed}",
-              "launch (one sweep per size; relaunching skips completed runs):",
+    budgets = [r for r in runs if r.role != "trunk"]
+    lines += ["", f"{len(budgets)} runs, total compute {totals['trained_compute']:.3g} FLOPs ({COMPUTE}: 6N + attention "
+                  f"per token; Chinchilla's exact count of these budgets {sum(r.flops_exact for r in budgets):.3g}), "
+                  f"estimated {_duration(total_t)} of one device {speed}"]
+    if len(budgets) < len(runs):
+        lines += [f"branched: {len(runs) - len(budgets)} trunks serve {len(budgets)} budgets for "
+                  f"{totals['trained_compute']:.3g} FLOPs, {totals['trained_over_independent']:.0%} of the "
+                  f"{totals['independent_compute']:.3g} that independent runs would cost (saves "
+                  f"{totals['independent_compute'] - totals['trained_compute']:.3g})"]
+    lines += ["launch (one sweep per size; relaunching skips completed runs):",
               *(f"  {c}" for c in launch_commands(ladder, runs))]
     return "\n".join(lines)

@@ -317,7 +317,7 @@ class Run:
         """The trunk, then each branch from the trunk's checkpoint at its branch point, in this process.
         Returns the result of the member this config names (the full budget's for the launch config)."""
         runs = [Run(member_cfg(self.cfg, m.fraction), data=self.data)
-                for m in members(self.cfg, self.spec.member.schedule_steps)]
+                for m in members(self.cfg, self.spec.member.launch_steps)]
         trunk, branches = runs[0], runs[1:]
         for run in branches:
             run._await_trunk(trunk)
@@ -357,7 +357,7 @@ class Run:
         if m is None:
             return []
         if m.fraction is None:
-            points = {b.start_step for b in members(self.cfg, m.schedule_steps)[1:] if b.start_step > 0}
+            points = {b.start_step for b in members(self.cfg, m.launch_steps)[1:] if b.start_step > 0}
             return [TrunkSnapshots(self.record.dir / "checkpoints", points)]
         self.branch_start = BranchStart()
         return [self.branch_start]
@@ -392,7 +392,7 @@ class Run:
         tps = self.plan.tokens_per_step
         if m.fraction is None:
             return {"role": "trunk", "budget_fractions": fractions(self.cfg["budget"])}
-        trunk_steps = members(self.cfg, m.schedule_steps)[0].steps
+        trunk_steps = members(self.cfg, m.launch_steps)[0].steps
         trained = max(0, steps - m.start_step) * tps
         return {"role": "branch", "branch_of": resolve_run(member_cfg(self.cfg, None), self.spec.gpt.vocab_size).run_id,
                 "branch_fraction": m.fraction, "branched_at_step": m.start_step, "trained_tokens": trained,

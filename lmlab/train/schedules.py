@@ -32,13 +32,22 @@ def constant(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return _warmup(step, warmup)
 
 
+def warmup_steps(total_steps: int, warmup_frac: float) -> int:
+    return max(1, round(warmup_frac * total_steps)) if warmup_frac > 0 else 0
+
+
+def decay_steps(total_steps: int, decay_frac: float) -> int:
+    """The length of a WSD run's cooldown."""
+    return max(1, round(decay_frac * total_steps))
+
+
 def lr_lambda(name: str, total_steps: int, warmup_frac: float, min_ratio: float, decay_frac: float):
     """The multiplier function for torch's LambdaLR."""
-    warmup = max(1, round(warmup_frac * total_steps)) if warmup_frac > 0 else 0
+    warmup = warmup_steps(total_steps, warmup_frac)
     if name == "cosine":
         return partial(cosine, total=total_steps, warmup=warmup, min_ratio=min_ratio)
     if name == "wsd":
-        decay = max(1, round(decay_frac * total_steps))
+        decay = decay_steps(total_steps, decay_frac)
         return partial(wsd, total=total_steps, warmup=warmup, min_ratio=min_ratio, decay_steps=decay)
     if name == "constant":
         return partial(constant, total=total_steps, warmup=warmup, min_ratio=min_ratio)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from lmlab.launch.ladder import launch_commands, load_ladder, plan
 from lmlab.models.family import flops_per_token_6n, get_size
 from lmlab.runs.status import expand_sweep
 from lmlab.runspec import COMPUTE, resolve_run
+from lmlab.train.branches import fractions, member_cfg
 from tests.conftest import compose
 
 SHIPPED_LADDERS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "ladder").glob("*.yaml"))
@@ -72,17 +74,22 @@ def test_isoflop_sizes_span_the_optimum_and_spend_the_budget():
 @pytest.mark.parametrize("name", SHIPPED_LADDERS)
 def test_every_run_of_every_shipped_ladder_is_the_run_its_launch_command_trains(name):
     """Compose each launch command's jobs as lmlab-train does: the run spec gives the planned run id
-    (hash included), N, tokens and compute, so the plan and the runs it launches cannot disagree."""
+    (hash included), N, tokens and compute, so the plan and the runs it launches cannot disagree (a branched
+    launch trains its trunk and each budget)."""
     ladder = load_ladder(name)
     runs = {r.name: r for r in plan(ladder)}
     composed = []
     for command in launch_commands(ladder, list(runs.values())):
-        for job in expand_sweep(command.split()[2:]):
-            spec = resolve_run(compose(job), vocab_size=ladder["vocab_size"])
-            planned = runs[spec.run_id]
-            assert (spec.n_params, spec.budget.tokens, spec.compute) == (planned.n_params, planned.tokens, planned.compute)
-            assert spec.cfg["trainer"]["global_batch_size"] == planned.batch and spec.cfg["optim"]["lr"] == planned.lr
-            composed.append(spec.run_id)
+        for job in expand_sweep(shlex.split(command)[2:]):
+            launched = resolve_run(compose(job), vocab_size=ladder["vocab_size"])
+            members = [launched] + ([resolve_run(member_cfg(launched.cfg, f), ladder["vocab_size"])
+                                     for f in fractions(launched.cfg["budget"])] if launched.member else [])
+            for spec in members:
+                planned = runs[spec.run_id]
+                assert (spec.n_params, spec.budget.tokens, spec.compute) == (planned.n_params, planned.tokens,
+                                                                              planned.compute)
+                assert spec.cfg["trainer"]["global_batch_size"] == planned.batch and spec.cfg["optim"]["lr"] == planned.lr
+                composed.append(spec.run_id)
     assert sorted(composed) == sorted(runs)
 
 
@@ -109,6 +116,7 @@ def test_plan_prints_runs_totals_and_time_from_a_measured_speed(capsys):
     ({"chinchilla_multiples": [1, -2]}, "expected positive numbers"),
     ({"sizes": ["nosuch"]}, "nosuch"),
     ({"rules": {"lr": {"slope": 1}}}, "rules.lr"),
+    ({"branches": [0.5, 1]}, "branches=[0.5, 1]"),
 ])
 def test_a_bad_ladder_is_one_clear_error(tmp_path, change, message):
     ladder = dict(kind="grid", group="g", sizes=["100k"], chinchilla_multiples=[1], seeds=[0], vocab_size=4096,
@@ -128,3 +136,21 @@ def test_an_isoflop_budget_with_too_few_sizes_near_its_optimum_is_refused(tmp_pa
 def test_an_unknown_ladder_name_lists_the_known_ones(capsys):
     assert main(["ladder", "plan", "nosuch"]) == 2
     assert "cpu_grid" in capsys.readouterr().err
+
+
+def test_a_branched_ladder_plans_every_budget_for_well_under_60_percent_of_the_compute(capsys):
+    ladder = load_ladder("cpu_branched")
+    runs = plan(ladder)
+    for size in ladder["sizes"]:
+        trunk, *branches = [r for r in runs if r.size == size]
+        assert trunk.role == "trunk" and {b.branch_of for b in branches} == {trunk.name}
+        full = branches[-1]
+        assert [b.tokens / full.tokens for b in branches] == pytest.approx([0.25, 0.5, 0.75, 1], abs=0.01)
+        assert trunk.trained_compute + sum(b.trained_compute for b in branches) < 0.6 * sum(b.compute for b in branches)
+    assert main(["ladder", "plan", "cpu_branched", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trained_over_independent"] < 0.6
+    assert out["total_compute"] == pytest.approx(sum(r["trained_compute"] for r in out["runs"]))
+    assert out["independent_compute"] == pytest.approx(sum(r["compute"] for r in out["runs"] if r["role"] == "branch"))
+    assert main(["ladder", "plan", "cpu_branched"]) == 0
+    assert "4 trunks serve 16 budgets" in capsys.readouterr().out
