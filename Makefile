@@ -5,6 +5,8 @@ VENV       := .venv
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist processes: the tests of one file (and all SLURM tests) share one (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: setup test test-fast demo bench slurm-up slurm-down clean
 
@@ -21,10 +23,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not slurm" $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m lmlab.demo

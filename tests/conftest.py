@@ -13,7 +13,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # lmlab's user cache (shard stamps, CPU peak) goes to a scratch dir, set before any lmlab module reads it
 os.environ["LMLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="lmlab-test-cache-")
+if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core: one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 CONF = REPO / "conf"
+
+
+def pytest_collection_modifyitems(items):
+    """Under `pytest -n K --dist loadgroup`, a file's tests share one worker (its module fixtures are
+    built once) and all SLURM tests share one worker (they queue on the one local node)."""
+    for item in items:
+        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
