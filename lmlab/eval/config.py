@@ -45,6 +45,11 @@ class TaskConfig:
     labels: Optional[list[str]] = None  # jsonl: a fixed label set makes it a classification task
 
 
+class FinetuneMode(str, Enum):
+    head = "head"  # a classification head on the last token's final hidden state
+    masked = "masked"  # the language model on prompt + answer, the loss on the answer's tokens only
+
+
 @dataclass
 class SchemeConfig:
     name: SchemeName = SchemeName.bootstrap
@@ -89,14 +94,17 @@ class AugmentConfig:
 
 @dataclass
 class FinetuneConfig:
-    """`python -m lmlab.eval.finetune pretrained=<run dir> task=era`: a classification head on the final
-    hidden state of a pretrained run, trained on the task's labeled examples from the corpus's train
-    split, stopped early on its validation split, scored on the task itself (test split)."""
+    """`lmlab-finetune pretrained=<run dir> task=era`: fine-tune a pretrained run on a task's labeled
+    examples (lmlab.eval.labeled says which), stopped early on validation loss, scored on held-out ones."""
     pretrained: Optional[str] = None  # a run directory: its config, tokenizer and last checkpoint
-    task: TaskConfig = field(default_factory=TaskConfig)  # the group conf/task/ (task=era): built from the corpus
+    mode: FinetuneMode = FinetuneMode.head
+    task: TaskConfig = field(default_factory=TaskConfig)  # the group conf/task/ (task=era)
+    task_file: Optional[str] = None  # a user's task .yaml (e.g. kind: jsonl, path, labels): replaces `task`
+    val_fraction: float = 0.1  # a JSONL task: the share of its examples that early stopping watches
+    test_fraction: float = 0.2  # a JSONL task: the share scored at the end (holdout, bootstrap)
     seed: int = 0
-    n_train: Optional[int] = 2000  # labeled examples drawn from the train split (null: all)
-    n_val: Optional[int] = 200  # from the validation split, for early stopping
+    n_train: Optional[int] = 2000  # a corpus task: examples drawn from the train split (null: all); kfold's folds
+    n_val: Optional[int] = 200  # a corpus task: from the validation split, for early stopping
     max_epochs: int = 4
     batch_size: int = 32
     lr: float = 1e-3
@@ -105,8 +113,8 @@ class FinetuneConfig:
     dropout: Optional[float] = None  # null: the pretrained model's
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # Intervals of the test metrics: bootstrap of the test set, or kfold (spread across folds of the test
-    # set; K separate fits on folds of the training data are not done here).
+    # bootstrap / holdout: one fit, test metrics with a bootstrap interval of the test set / none;
+    # kfold: k fits, each scored on its fold of the labeled examples, with the folds' mean, spread and t interval.
     scheme: SchemeConfig = field(default_factory=SchemeConfig)
     runs_dir: str = "${oc.env:LMLAB_RUNS_DIR,runs}"
     group: str = "finetune"

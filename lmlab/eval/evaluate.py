@@ -47,10 +47,7 @@ def summarise(task: Task, scores: Scores, scheme: dict) -> dict:
         out.update({f"{key}_ci": schemes.percentile_interval(v, scheme["confidence"]) for key, v in resampled.items()})
     elif scheme["name"] == "kfold":
         folds = [statistics(scores, k, fold) for fold in schemes.kfold(n, scheme["k"], scheme["seed"])]
-        for key in HEADLINE:
-            values = np.array([float(f[key]) for f in folds])
-            out.update({key: float(values.mean()), f"{key}_std": float(values.std(ddof=1)),
-                        f"{key}_folds": values.tolist(), f"{key}_ci": schemes.t_interval(values, scheme["confidence"])})
+        out.update(schemes.fold_summary(folds, HEADLINE, scheme["confidence"]))
     else:
         out.update({f"{key}_ci": None for key in HEADLINE})
     per_class = classification_metrics(scores.labels, scores.pred, k)

@@ -1,18 +1,24 @@
-"""Supervised fine-tuning: a classification head on the final hidden state of a pretrained lmlab run.
+"""Supervised fine-tuning of a pretrained lmlab run on labeled data (`lmlab-finetune`, or
+`python -m lmlab.eval.finetune`; conf/finetune.yaml).
 
-`python -m lmlab.eval.finetune pretrained=<run dir> task=era` (conf/finetune.yaml; task selects a
-config of the group conf/task/) builds the task's
-labeled examples from the corpus the run trained on: training examples from its train split,
-validation examples (early stopping on their loss, Lightning's EarlyStopping) from its validation
-split, and scores the task itself (test split) at the end. The result is an ordinary run record in
-${runs_dir}/${group}/<run id>: config.yaml, env.json, status.json, metrics.jsonl (a train and a
-validation row per epoch), result.json (with the test metrics and the majority-class baseline),
-eval.json, learning_curve.png and checkpoints/last.ckpt. A completed fine-tune is skipped when
-relaunched with the same config.
+`lmlab-finetune pretrained=<run dir> task=era` (task selects a config of the group conf/task/;
+task_file=<path.yaml> a user's task) trains in one of two modes: mode=head, a classification head on
+the final hidden state; mode=masked, the language model itself on (prompt, answer) sequences with
+the loss on the answer's tokens only. The data (lmlab.eval.labeled): a corpus task's train,
+validation and held-out splits, or a user's JSONL file split by shares; scheme.name=kfold makes k
+separate fits, each scored on its own fold, and reports the folds' mean, spread and t interval.
+
+The result is an ordinary run record in ${runs_dir}/${group}/<run id>: config.yaml, env.json,
+status.json, metrics.jsonl (a train and a validation row per epoch, with the fold under kfold),
+result.json (the test metrics, the majority-class baseline and the pretrained model's zero-shot
+scores on the same examples), eval.json, learning_curve.png and, for a single fit,
+checkpoints/last.ckpt (mode=masked: a GPT checkpoint lmlab-eval can score). A completed fine-tune
+is skipped when relaunched with the same config.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -20,131 +26,56 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from lmlab.errors import ConfigError, LmlabError
-from lmlab.eval.augment import augment, check_augment
-from lmlab.train.module import l1_penalty
-from lmlab.eval.scoring import Scores
-from lmlab.eval.tasks import Task
+from lmlab.eval import labeled
+from lmlab.eval.augment import check_augment
 
 log = logging.getLogger("lmlab.eval")
 OUTPUT_KEYS = ("runs_dir", "group", "threads", "progress_bar")
+RESULT_METRICS = ("accuracy", "precision", "recall", "f1", "task_loss")
+USAGE = """usage: lmlab-finetune pretrained=<run dir> [task=era | task_file=<task.yaml>] [mode=head|masked]
+                      [scheme.name=bootstrap|holdout|kfold scheme.k=5] [key=value ...]
 
-
-class Classifier(L.LightningModule):
-    """The pretrained GPT with its LM head replaced by a linear map from the last token's final hidden
-    state (after the final norm) to the classes."""
-
-    def __init__(self, backbone: nn.Module, n_classes: int, cfg: dict):
-        super().__init__()
-        backbone.lm_head = nn.Identity()  # the GPT now returns hidden states where it returned logits
-        self.backbone, self.cfg = backbone.train(), cfg  # loaded in eval mode; dropout, if any, trains
-        self.head = nn.Linear(backbone.cfg.d_model, n_classes)
-
-    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.backbone(idx)
-        return self.head(hidden[torch.arange(len(idx), device=idx.device), lengths - 1])
-
-    def training_step(self, batch, batch_idx):
-        idx, lengths, labels = batch
-        loss = F.cross_entropy(self(idx, lengths), labels)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
-        return loss + l1_penalty(self, self.cfg["l1"]) if self.cfg["l1"] else loss
-
-    def validation_step(self, batch, batch_idx):
-        idx, lengths, labels = batch
-        logits = self(idx, lengths)
-        self.log("val_loss", F.cross_entropy(logits, labels), on_epoch=True, batch_size=len(labels), prog_bar=True)
-        self.log("val_accuracy", (logits.argmax(-1) == labels).float().mean(), on_epoch=True, batch_size=len(labels))
-
-    def configure_optimizers(self):
-        groups = self.backbone.param_groups(self.cfg["weight_decay"])
-        groups[0]["params"].append(self.head.weight)
-        groups[1]["params"].append(self.head.bias)
-        return torch.optim.AdamW(groups, lr=self.cfg["lr"])
-
-    @torch.no_grad()
-    def log_probs(self, loader: DataLoader) -> np.ndarray:
-        self.eval()
-        out = [F.log_softmax(self(idx.to(self.device), lengths.to(self.device)), -1).double().cpu().numpy()
-               for idx, lengths, _ in loader]
-        return np.concatenate(out)
-
-
-class Examples(Dataset):
-    """A task's prompts as token ids (the last seq_len tokens), augmented per (epoch, example) if asked."""
-
-    def __init__(self, task: Task, tok, seq_len: int, augment_cfg: dict | None = None, seed: int = 0):
-        self.ids = [e.ids[-seq_len:] for e in tok.encode_batch(task.prompts, add_special_tokens=False)]
-        self.labels, self.augment_cfg, self.seed = task.labels, augment_cfg, seed
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, key):
-        epoch, i = key if isinstance(key, tuple) else (0, key)
-        ids = self.ids[i]
-        if self.augment_cfg and any(self.augment_cfg[k] for k in ("token_dropout", "span_deletion", "local_swaps")):
-            ids = augment(ids, self.seed, epoch * len(self.ids) + i, **self.augment_cfg)
-        return ids, int(self.labels[i])
-
-
-class EpochOrder(Sampler):
-    """A seeded shuffle per epoch that hands the epoch to the dataset (Lightning calls set_epoch)."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter([(self.epoch, int(i)) for i in np.random.default_rng([self.seed, self.epoch]).permutation(self.n)])
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def collate(items):
-    lengths = torch.tensor([len(ids) for ids, _ in items])
-    idx = torch.zeros(len(items), int(lengths.max()), dtype=torch.long)
-    for row, (ids, _) in enumerate(items):
-        idx[row, :len(ids)] = torch.tensor(ids)
-    return idx, lengths, torch.tensor([y for _, y in items])
+Fine-tune a pretrained run on a task's labeled examples (mode=head: a classification head; mode=masked:
+the language model, loss on the answer tokens only); writes a run record under runs_dir/group/.
+Keys: see conf/finetune.yaml. Also: python -m lmlab.eval.finetune ..."""
 
 
 class EpochRows(L.Callback):
-    """A train row and a validation row in metrics.jsonl after every epoch."""
+    """A train row and a validation row in metrics.jsonl after every epoch (with the fold under kfold)."""
 
-    def __init__(self, record, tokens_per_epoch: int):
-        self.record, self.tokens_per_epoch = record, tokens_per_epoch
+    def __init__(self, record, tokens_per_epoch: int, fold: int | None):
+        self.record, self.tokens_per_epoch, self.fold = record, tokens_per_epoch, fold
+        self.epochs = 0  # completed epochs (Lightning's current_epoch differs after an early stop)
 
     def on_train_epoch_end(self, trainer, module) -> None:
         m = trainer.callback_metrics
-        epoch = trainer.current_epoch + 1
+        epoch = self.epochs = trainer.current_epoch + 1
         base = {"step": trainer.global_step, "epoch": epoch, "tokens": epoch * self.tokens_per_epoch}
+        if self.fold is not None:
+            base["fold"] = self.fold
         self.record.append_metrics({**base, "train_loss": float(m["train_loss"])})
         if "val_loss" in m:
-            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]),
-                                        "val_accuracy": float(m["val_accuracy"])})
-            log.info("epoch %d: train loss %.4f, validation loss %.4f, accuracy %.3f", epoch, float(m["train_loss"]),
-                     float(m["val_loss"]), float(m["val_accuracy"]))
+            extra = {"val_accuracy": float(m["val_accuracy"])} if "val_accuracy" in m else {}
+            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]), **extra})
+            log.info("%sepoch %d: train loss %.4f, validation loss %.4f", f"fold {self.fold}, " if self.fold else "",
+                     epoch, float(m["train_loss"]), float(m["val_loss"]))
 
 
-def labeled_sets(task_cfg: dict, data_dir: str | Path, cfg: dict, model_tokenizer: str) -> tuple[Task, Task, Task]:
-    """(train, validation, test) examples of a corpus classification task, from the three splits."""
-    from lmlab.eval.tasks import build_task, corpus_task, sample
+def task_of(cfg: dict) -> dict:
+    """The task config: task_file (a user's .yaml) or the conf/task group's choice."""
+    from lmlab.eval.config import task_config
 
-    if task_cfg["kind"] != "era":
-        raise ConfigError(f"task {task_cfg['name']}: kind={task_cfg['kind']} cannot be fine-tuned on, expected a "
-                          "classification task built from the corpus (kind=era)")
-    train = sample(corpus_task(task_cfg, data_dir, "train", True, model_tokenizer), cfg["n_train"], cfg["seed"])
-    val = sample(corpus_task(task_cfg, data_dir, "validation", model_tokenizer=model_tokenizer), cfg["n_val"],
-                 cfg["seed"])
-    return train, val, build_task(task_cfg, data_dir, model_tokenizer)
+    return task_config(cfg["task_file"]) if cfg["task_file"] else cfg["task"]
+
+
+def check(cfg: dict) -> None:
+    if not cfg["pretrained"]:
+        raise ConfigError("pretrained: not set, expected pretrained=<run directory>")
+    check_augment(cfg["augment"])
 
 
 def finetune(cfg: dict) -> dict:
@@ -153,10 +84,8 @@ def finetune(cfg: dict) -> dict:
     from lmlab.runs.load import load_model
     from lmlab.runs.record import RunRecord, config_hash
 
-    if not cfg["pretrained"]:
-        raise ConfigError("pretrained: not set, expected pretrained=<run directory>")
-    check_augment(cfg["augment"])
-    task_cfg = cfg["task"]
+    check(cfg)
+    task_cfg = task_of(cfg)
     model, tok, pre_cfg = load_model(cfg["pretrained"])
     if cfg["dropout"] is not None:
         for m in model.modules():
@@ -168,82 +97,131 @@ def finetune(cfg: dict) -> dict:
                   "pretrained": {"run_dir": str(Path(cfg["pretrained"]).resolve()), "run_id": pre_id}}
     # Where it goes and how it shows progress are not what is trained.
     identity = {**record_cfg, "finetune": {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}}
-    run_id = f"{task_cfg['name']}-ft-{pre_id}-s{cfg['seed']}-{config_hash(identity)[:8]}"
+    run_id = f"{task_cfg['name']}-{cfg['mode']}-{pre_id}-s{cfg['seed']}-{config_hash(identity)[:8]}"
     rec = RunRecord(Path(cfg["runs_dir"]) / cfg["group"] / run_id)
     done = rec.result()
     if done and done.get("status") == "completed":
         log.info("fine-tune %s already completed: skipped", rec.dir)
         return done
-    train, val, test = labeled_sets(task_cfg, pre_cfg["data"]["dir"], cfg, tokenizer_sha256(tok))
-    return _train_and_record(cfg, record_cfg, rec, run_id, model, tok, (train, val, test))
-
-
-def _train_and_record(cfg, record_cfg, rec, run_id, model, tok, sets) -> dict:
-    from lmlab.eval.evaluate import summarise
-    from lmlab.eval.results import EVAL_FILE
-    from lmlab.eval.overfit import gap_growing, save_learning_curve
-    from lmlab.io import read_jsonl, write_json
-    from lmlab.runs.record import now_iso
-    from lmlab.train.callbacks import save_checkpoint
-
-    train, val, test = sets
+    fits = labeled.fits(task_cfg, cfg, pre_cfg["data"]["dir"], tokenizer_sha256(tok))
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
-    seq_len = model.cfg.seq_len
-    train_data = Examples(train, tok, seq_len, cfg["augment"], cfg["seed"])
-    loaders = [DataLoader(train_data, batch_size=cfg["batch_size"], sampler=EpochOrder(len(train), cfg["seed"]),
-                          collate_fn=collate)]
-    loaders += [DataLoader(Examples(t, tok, seq_len), batch_size=cfg["batch_size"], collate_fn=collate)
-                for t in (val, test)]
-    module = Classifier(model, len(train.class_names), cfg)
-    tokens_per_epoch = sum(len(ids) for ids in train_data.ids)
-    stopper = L.pytorch.callbacks.EarlyStopping("val_loss", min_delta=cfg["early_stopping"]["min_delta"],
-                                                patience=cfg["early_stopping"]["patience"], mode="min")
-    progress = sys.stderr.isatty() if cfg["progress_bar"] is None else cfg["progress_bar"]
-    trainer = L.Trainer(accelerator="auto", devices=1, max_epochs=cfg["max_epochs"], logger=False,
-                        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-                        num_sanity_val_steps=0, callbacks=[stopper, EpochRows(rec, tokens_per_epoch)],
-                        default_root_dir=rec.dir)
     rec.write_config(record_cfg)
     rec.write_env()
+    rec.write_plan({"vocab_size": model.cfg.vocab_size})  # what lmlab.runs.load builds the GPT with
     rec.metrics_path.unlink(missing_ok=True)
     rec.set_status("running", step=0)
-    log.info("fine-tune %s: %d train, %d validation, %d test examples, %d classes", rec.dir, len(train), len(val),
-             len(test), len(train.class_names))
     try:
-        trainer.fit(module, loaders[0], loaders[1])
+        outcomes = [_fit(cfg, fit, model, tok, rec, save=len(fits) == 1) for fit in fits]
     except LmlabError as err:
         rec.set_status("failed", str(err))
         raise
-    save_checkpoint(trainer, rec)
-    lp = module.log_probs(loaders[2])
-    ones = np.ones_like(lp)
-    entry = summarise(test, Scores(lp, ones, ones, test.labels), cfg["scheme"])
-    entry.update({"scheme": cfg["scheme"], "evaluated_at": now_iso(), "finetuned": True})
+    return _record(cfg, record_cfg, rec, run_id, fits, outcomes)
+
+
+def _fit(cfg: dict, fit: labeled.Fit, pretrained: nn.Module, tok, rec, save: bool) -> dict:
+    """Train a fresh copy of the pretrained model on fit.train; its test entry and the zero-shot one."""
+    from lmlab.eval.evaluate import summarise
+    from lmlab.eval.scoring import Scores, score_task
+    from lmlab.eval.supervised import AnswerLM, Classifier
+    from lmlab.train.callbacks import save_checkpoint
+
+    L.seed_everything(cfg["seed"] + (fit.fold or 0), workers=True, verbose=False)
+    masked, seq_len = cfg["mode"] == "masked", pretrained.cfg.seq_len
+    collate = labeled.collate_masked if masked else labeled.collate_classes
+    train_data = labeled.Examples(fit.train, tok, seq_len, masked, cfg["augment"], cfg["seed"])
+    loaders = [DataLoader(train_data, batch_size=cfg["batch_size"], collate_fn=collate,
+                          sampler=labeled.EpochOrder(len(fit.train), cfg["seed"]))]
+    loaders += [DataLoader(labeled.Examples(t, tok, seq_len, masked), batch_size=cfg["batch_size"], collate_fn=collate)
+                for t in (fit.val, fit.test)]
+    model = copy.deepcopy(pretrained)
+    module = AnswerLM(model, cfg) if masked else Classifier(model, len(fit.train.class_names), cfg)
+    stopper = L.pytorch.callbacks.EarlyStopping("val_loss", min_delta=cfg["early_stopping"]["min_delta"],
+                                                patience=cfg["early_stopping"]["patience"], mode="min")
+    progress = sys.stderr.isatty() if cfg["progress_bar"] is None else cfg["progress_bar"]
+    rows = EpochRows(rec, train_data.n_tokens, fit.fold)
+    trainer = L.Trainer(accelerator="auto", devices=1, max_epochs=cfg["max_epochs"], logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+                        num_sanity_val_steps=0, callbacks=[stopper, rows],
+                        default_root_dir=rec.dir)
+    log.info("fine-tune %s%s (mode=%s): %d train, %d validation, %d test examples", rec.dir,
+             f" fold {fit.fold}" if fit.fold else "", cfg["mode"], len(fit.train), len(fit.val), len(fit.test))
+    trainer.fit(module, loaders[0], loaders[1])
+    if save:
+        save_checkpoint(trainer, rec)
+    if masked:
+        scores = score_task(module.model, tok, fit.test, cfg["batch_size"])
+    else:
+        lp = module.log_probs(loaders[2])
+        scores = Scores(lp, np.ones_like(lp), np.ones_like(lp), fit.test.labels)
+    holdout = {**cfg["scheme"], "name": "holdout"}
+    scheme = holdout if fit.fold else cfg["scheme"]
+    zero_shot = summarise(fit.test, score_task(pretrained, tok, fit.test, cfg["batch_size"]), holdout)
+    return {"entry": summarise(fit.test, scores, scheme), "zero_shot": zero_shot, "epochs": rows.epochs,
+            "steps": trainer.global_step, "tokens": rows.epochs * rows.tokens_per_epoch,
+            "stopped_early": bool(stopper.stopped_epoch), "stopped_epoch": stopper.stopped_epoch,
+            "n_params": sum(p.numel() for p in module.parameters())}
+
+
+def _combined(cfg: dict, fits: list[labeled.Fit], outcomes: list[dict]) -> dict:
+    """The eval.json entry: the single fit's, or under kfold the folds' summary (mean, spread, t interval)."""
+    from lmlab.eval import schemes
+    from lmlab.eval.results import HEADLINE
+
+    if len(outcomes) == 1:
+        return outcomes[0]["entry"]
+    entries = [o["entry"] for o in outcomes]
+    out = schemes.fold_summary(entries, HEADLINE, cfg["scheme"]["confidence"])
+    out.update({"type": entries[0]["type"], "class_names": entries[0]["class_names"],
+                "n_examples": sum(e["n_examples"] for e in entries),
+                "majority_baseline": float(np.mean([e["majority_baseline"] for e in entries])),
+                "chance": float(np.mean([e["chance"] for e in entries])),
+                "folds": [{"fold": f.fold, "n_train": len(f.train), "n_val": len(f.val), **e}
+                          for f, e in zip(fits, entries)]})
+    return out
+
+
+def _record(cfg, record_cfg, rec, run_id, fits, outcomes) -> dict:
+    from lmlab.eval.overfit import gap_growing, save_learning_curve
+    from lmlab.eval.results import EVAL_FILE
+    from lmlab.io import read_jsonl, write_json
+    from lmlab.runs.record import now_iso
+
+    entry = _combined(cfg, fits, outcomes)
+    zero_shot = {key: float(np.mean([o["zero_shot"][key] for o in outcomes])) for key in RESULT_METRICS}
+    entry.update({"scheme": cfg["scheme"], "evaluated_at": now_iso(), "finetuned": True, "mode": cfg["mode"],
+                  "zero_shot": zero_shot})
+    test = fits[0].test
     write_json(rec.dir / EVAL_FILE, {"run_dir": str(rec.dir), "tasks": {test.name: entry}})
     rows = read_jsonl(rec.metrics_path)
-    epochs = sum("train_loss" in r for r in rows)
-    stopped = bool(stopper.stopped_epoch)
-    reason = (f"early stopping after epoch {stopper.stopped_epoch + 1}: validation loss stopped improving"
-              if stopped else None)
+    stopped = [o["stopped_early"] for o in outcomes]
+    reason = None
+    if len(fits) == 1 and stopped[0]:
+        reason = f"early stopping after epoch {outcomes[0]['stopped_epoch'] + 1}: validation loss stopped improving"
+    elif any(stopped):
+        reason = f"early stopping in {sum(stopped)} of {len(fits)} folds: validation loss stopped improving"
+    last = [r for r in rows if r.get("fold") == fits[-1].fold]  # the last fit's rows
     result = {
-        "status": "completed", "reason": reason, "run_id": run_id, "task": test.name,
-        "pretrained_run": record_cfg["pretrained"]["run_id"],
-        "final_val_loss": next((r["val_loss"] for r in reversed(rows) if "val_loss" in r), None),
-        "final_train_loss": next((r["train_loss"] for r in reversed(rows) if "train_loss" in r), None),
-        "epochs": epochs, "stopped_early": stopped, "steps": trainer.global_step,
-        "tokens": epochs * tokens_per_epoch,
-        "gap_growing": gap_growing(rows), "n_params": sum(p.numel() for p in module.parameters()),
-        "model": record_cfg["model"]["size"], "n_train": len(train), "n_val": len(val), "n_test": len(test),
-        **{key: entry[key] for key in ("accuracy", "accuracy_ci", "precision", "recall", "f1", "f1_ci",
-                                       "majority_baseline", "task_loss")},
+        "status": "completed", "reason": reason, "run_id": run_id, "task": test.name, "mode": cfg["mode"],
+        "scheme": cfg["scheme"]["name"], "n_fits": len(fits), "pretrained_run": record_cfg["pretrained"]["run_id"],
+        "final_val_loss": next((r["val_loss"] for r in reversed(last) if "val_loss" in r), None),
+        "final_train_loss": next((r["train_loss"] for r in reversed(last) if "train_loss" in r), None),
+        "epochs": sum(o["epochs"] for o in outcomes), "stopped_early": any(stopped),
+        "steps": sum(o["steps"] for o in outcomes), "tokens": sum(o["tokens"] for o in outcomes),
+        "gap_growing": any(gap_growing([r for r in rows if r.get("fold") == f.fold]) for f in fits),
+        "n_params": outcomes[0]["n_params"], "model": record_cfg["model"]["size"],
+        "n_train": len(fits[0].train), "n_val": len(fits[0].val), "n_test": entry["n_examples"],
+        "majority_baseline": entry["majority_baseline"],
+        **{f"{key}{suffix}": entry[f"{key}{suffix}"] for key in RESULT_METRICS
+           for suffix in ("", "_ci", "_std", "_folds") if f"{key}{suffix}" in entry},
+        **{f"zero_shot_{key}": value for key, value in zero_shot.items()},
     }
     rec.write_result(result)
-    rec.set_status("completed", reason, step=trainer.global_step)
+    rec.set_status("completed", reason, step=result["steps"])
     save_learning_curve(rec.dir)
-    log.info("fine-tune %s: test accuracy %.3f (majority %.3f), macro f1 %.3f", rec.dir, result["accuracy"],
-             result["majority_baseline"], result["f1"])
+    log.info("fine-tune %s: test accuracy %.3f (majority %.3f, zero-shot %.3f), macro f1 %.3f, task loss %.3f",
+             rec.dir, result["accuracy"], result["majority_baseline"], zero_shot["accuracy"], result["f1"],
+             result["task_loss"])
     return result
 
 
@@ -253,7 +231,7 @@ def compose_finetune(overrides: list[str]) -> dict:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lmlab.eval.config import CONF_DIR, plain
+    from lmlab.eval.config import CONF_DIR, TASK_DIR, plain
 
     GlobalHydra.instance().clear()
     try:
@@ -265,14 +243,15 @@ def compose_finetune(overrides: list[str]) -> dict:
     del cfg.hydra
     cfg = plain(cfg)
     cfg["task"]["name"] = name
+    if cfg["task"]["path"] and not Path(cfg["task"]["path"]).is_absolute():  # as task_config reads it
+        cfg["task"]["path"] = str(TASK_DIR / cfg["task"]["path"])
     return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in argv):
-        print("usage: python -m lmlab.eval.finetune pretrained=<run dir> [task=era] [key=value ...]  "
-              "(keys: conf/finetune.yaml)")
+        print(USAGE)
         return 0
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     from lmlab.train.run import quiet_lightning
@@ -281,10 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = finetune(compose_finetune(argv))
     except LmlabError as err:
-        print(f"lmlab.eval.finetune: error: {err}", file=sys.stderr)
+        print(f"lmlab-finetune: error: {err}", file=sys.stderr)
         return 2
-    print(f"{result['task']}: accuracy {result['accuracy']:.3f} (majority {result['majority_baseline']:.3f}), "
-          f"macro f1 {result['f1']:.3f}; {result['epochs']} epoch(s)" + (" (stopped early)" if result["stopped_early"] else ""))
+    spread = f" +- {result['accuracy_std']:.3f} over {result['n_fits']} folds" if result["n_fits"] > 1 else ""
+    print(f"{result['task']} ({result['mode']}): accuracy {result['accuracy']:.3f}{spread} (majority "
+          f"{result['majority_baseline']:.3f}, zero-shot {result['zero_shot_accuracy']:.3f}), macro f1 "
+          f"{result['f1']:.3f}, task loss {result['task_loss']:.3f} (zero-shot {result['zero_shot_task_loss']:.3f}); "
+          f"{result['epochs']} epoch(s)" + (" (stopped early)" if result["stopped_early"] else ""))
     return 0
 
 

@@ -42,3 +42,14 @@ def t_interval(values: np.ndarray, confidence: float) -> list[float]:
     values = np.asarray(values, dtype=float)
     half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return [float(values.mean() - half), float(values.mean() + half)]
+
+
+def fold_summary(folds: list[dict], keys, confidence: float) -> dict:
+    """Per key: the mean over the folds' values, their spread (`_std`), the values (`_folds`) and the t
+    interval of the mean (`_ci`); NaN values (a metric a fold cannot have) are left to NaN."""
+    out = {}
+    for key in keys:
+        values = np.array([float(f[key]) for f in folds])
+        out.update({key: float(values.mean()), f"{key}_std": float(values.std(ddof=1)),
+                    f"{key}_folds": values.tolist(), f"{key}_ci": t_interval(values, confidence)})
+    return out

@@ -166,7 +166,7 @@ def era_task(cfg: dict, docs: list[corpus.Document]) -> Task:
 
 def read_jsonl_task(cfg: dict) -> Task:
     """A user's task file: one JSON object per line, {"prompt": str, "choices": [str, ...], "label": int
-    or str}. With `labels` in the config it is a classification task: choices may be left out, and
+    or str} ("text" may stand for "prompt"). With `labels` in the config it is a classification task: choices may be left out, and
     every label must be one of `labels`."""
     if not cfg.get("path"):
         raise ConfigError(f"task {cfg['name']}: kind=jsonl needs path, the task file")
@@ -202,7 +202,7 @@ def _parse_line(line: str, lineno: int, path: Path, label_set: list[str] | None)
                         "label") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: got {type(obj).__name__}, expected an object with prompt, choices, label")
-    prompt, options, label = obj.get("prompt"), obj.get("choices", label_set), obj.get("label")
+    prompt, options, label = obj.get("prompt", obj.get("text")), obj.get("choices", label_set), obj.get("label")
     if not isinstance(prompt, str) or not prompt:
         raise DataError(f"{where}: prompt={prompt!r}, expected a non-empty string")
     if not isinstance(options, list) or len(options) < 2 or not all(isinstance(c, str) and c for c in options):

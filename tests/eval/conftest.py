@@ -28,25 +28,31 @@ def train(data_root: Path, runs_dir: Path, tokens: int, extra_callbacks=lambda r
     run = Run(compose([f"paths.data_dir={data_root}", f"paths.runs_dir={runs_dir}", f"run.group={group}",
                        f"budget.tokens={tokens}", *TINY]))
     make_trainer = run.trainer
-    run.trainer = lambda callbacks: make_trainer([*callbacks, *extra_callbacks(run, callbacks)])
+    run.trainer = lambda callbacks, *rest: make_trainer([*callbacks, *extra_callbacks(run, callbacks)], *rest)
     result = run.execute()
     assert result["status"] == "completed", result["reason"]
     return run
 
 
 @pytest.fixture(scope="session")
-def eval_runs(data_root, tmp_path_factory):
-    """brief: 5 steps; long: 1000 steps (validation loss about 4.9, where a 2-layer model starts to use
-    its context), with the cloze task scored at every validation milestone."""
+def brief_run(data_root, tmp_path_factory) -> SimpleNamespace:
+    """A 5-step run (seconds): enough for fine-tuning mechanics and bad input, without the long run."""
+    run = train(data_root, tmp_path_factory.mktemp("brief_run"), BRIEF_TOKENS)
+    return SimpleNamespace(dir=run.record.dir, data_dir=run.data_dir)
+
+
+@pytest.fixture(scope="session")
+def eval_runs(brief_run, data_root, tmp_path_factory):
+    """brief: 5 steps (brief_run); long: 1000 steps (validation loss about 4.9, where a 2-layer model
+    starts to use its context), with the cloze task scored at every validation milestone."""
     from lmlab.eval.callback import InLoopEval
     from lmlab.train.run import val_milestones
 
-    runs_dir = tmp_path_factory.mktemp("eval_runs")
+    runs_dir = brief_run.dir.parent.parent  # <runs dir>/<group>/<run id>: collect finds both runs
 
     def in_loop(run, callbacks):
         steps = val_milestones(run.plan.steps, run.cfg["trainer"]["val_milestones"])
         return [InLoopEval(run.record.dir, run.data_dir, IN_LOOP, steps, run.plan.tokens_per_step)]
 
-    brief = train(data_root, runs_dir, BRIEF_TOKENS)
     long = train(data_root, runs_dir, LONG_TOKENS, in_loop)
-    return SimpleNamespace(brief=brief.record.dir, long=long.record.dir, data_dir=long.data_dir, runs_dir=runs_dir)
+    return SimpleNamespace(brief=brief_run.dir, long=long.record.dir, data_dir=long.data_dir, runs_dir=runs_dir)
