@@ -7,6 +7,13 @@ submitit, Hydra composition, data and model set-up. Both sweeps run one job at a
 run directories for the first train row of metrics.jsonl and for result.json.
 
     .venv/bin/python bench/sweep_overhead.py [--jobs 4]   (needs `make slurm-up`)
+
+With --local-parallel it measures instead the whole wall time of a sweep of small runs under
+cluster=local_parallel (jobs share the cores: cores // cpus_per_task at a time, one thread each) against
+the same sweep run one job after the other in one process with every core (cluster=local), and prints the
+ratio parallel / sequential (at most 1: sharing the cores is no slower than taking turns).
+
+    .venv/bin/python bench/sweep_overhead.py --local-parallel [--jobs 4]
 """
 
 from __future__ import annotations
@@ -68,10 +75,45 @@ def watch_sweep(overrides: list[str], runs_dir: Path, env: dict, jobs: int, labe
     return [first_step[r] - s for r, s in zip(order, could_start)]
 
 
+SMALL = ["debug=fast", "trainer.log_every_steps=10", "budget.tokens=32768"]  # ~64 steps: compute, not only start-up
+
+
+def sweep_wall(overrides: list[str], env: dict, jobs: int) -> float:
+    """Seconds from launching a sweep of `jobs` small runs to its end."""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "lmlab.train", "-m", *SMALL, "run.group=bench",
+                           f"seed={','.join(map(str, range(jobs)))}", *overrides], cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"sweep {' '.join(overrides)} failed: {done.stderr[-2000:]}")
+    return time.monotonic() - t0
+
+
+def local_parallel(jobs: int) -> int:
+    from lmlab.data.prepare import prepare_preset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        prepare_preset("sotu", data)  # outside the timings
+        env = {**os.environ, "LMLAB_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+        cores = len(os.sched_getaffinity(0))
+        print(f"sweep_overhead --local-parallel: {jobs} small runs ({' '.join(SMALL)}) on {cores} cores")
+        walls = {}
+        for label, cluster in (("sequential (cluster=local)", "local"), ("parallel (cluster=local_parallel)", "local_parallel")):
+            walls[cluster] = sweep_wall([f"cluster={cluster}"], {**env, "LMLAB_RUNS_DIR": str(Path(tmp) / cluster)}, jobs)
+            print(f"  {label:36s} {walls[cluster]:7.1f}s", flush=True)
+    print(f"ratio parallel / sequential wall time: {walls['local_parallel'] / walls['local']:.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--local-parallel", action="store_true",
+                        help="time cluster=local_parallel against the same sweep run sequentially")
     args = parser.parse_args()
+    if args.local_parallel:
+        return local_parallel(args.jobs)
     if not cluster_up():
         print("sweep_overhead: skipped: the local SLURM cluster is not running (make slurm-up)")
         return 0

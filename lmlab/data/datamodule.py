@@ -6,6 +6,7 @@ global_step * accumulation onwards and sees exactly what an uninterrupted run wo
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -79,6 +80,26 @@ def validation_windows(shards: list[np.ndarray], seq_len: int, max_tokens: int) 
     return torch.from_numpy(np.concatenate(out))
 
 
+MANY_PASSES = 4.0  # up to ~4 passes repeated data is nearly as good as fresh (Muennighoff et al. 2023); past it, it is not
+
+
+def data_warning(manifest: dict, planned_tokens: int) -> str | None:
+    """One line when the prepared data cannot serve a run as asked: the budget needs many passes over the
+    train split, or the tokenizer's vocabulary came out smaller than the one asked for (a small corpus
+    runs out of merges). None when neither."""
+    problems = []
+    passes = planned_tokens / manifest["splits"]["train"]["tokens"]
+    if passes > MANY_PASSES:
+        problems.append(f"the budget of {planned_tokens:,} tokens is {passes:.1f} passes over its "
+                        f"{manifest['splits']['train']['tokens']:,} training tokens (repeated data scales differently)")
+    asked = ((manifest.get("config") or {}).get("tokenizer") or {}).get("vocab_size")
+    if asked and manifest["vocab_size"] < asked:
+        problems.append(f"its tokenizer has {manifest['vocab_size']:,} tokens, fewer than the {asked:,} asked for")
+    if not problems:
+        return None
+    return f"data {manifest.get('name', '')!s}: " + "; ".join(problems)
+
+
 class TokenDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str | Path, seq_len: int, micro_batch_size: int, seed: int,
                  val_tokens: int, accumulation: int, verify_checksums: bool = True):
@@ -91,10 +112,19 @@ class TokenDataModule(L.LightningDataModule):
         self.train_windows: ShardWindows | None = None
         self.val: torch.Tensor | None = None
         self.stream: RandomWindows | None = None
+        self.warned = False  # warn_if_short said its line
 
     @property
     def vocab_size(self) -> int:
         return int(self.manifest["vocab_size"])
+
+    def warn_if_short(self, planned_tokens: int) -> None:
+        """The one warning line of data_warning, if any; once per data module (the runs of a branched
+        launch share one, and the first is the whole launch's)."""
+        line = None if self.warned else data_warning(self.manifest, planned_tokens)
+        if line:
+            logging.getLogger("lmlab.data").warning("%s", line)
+        self.warned = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_windows is None:

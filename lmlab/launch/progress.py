@@ -1,16 +1,19 @@
 """Periodic log lines while a SLURM sweep waits on its jobs (submitit's wait is silent).
 
-A Hydra callback: on_multirun_start starts a daemon thread that, every `every_s` seconds, reads the
-sweep's job ids from submitit's folders (<sweep dir>/.submitit/<job id>) and counts their SLURM
-states with one squeue call; on_multirun_end stops it.
+A Hydra callback: on_multirun_start starts a daemon thread that reads the sweep's job ids from
+submitit's folders (<sweep dir>/.submitit/<job id>) and counts their SLURM states with one squeue
+call, logging a line when the jobs are submitted, when their states change and every `every_s`
+seconds; on_multirun_end stops it and says so in a done line.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +21,21 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger("lmlab.launch")
+POLL_S = 5.0  # how often SLURM is asked; a line is logged only on a change or every every_s seconds
 
 
 def job_states(sweep_dir: Path) -> collections.Counter:
     """SLURM states of the sweep's submitted jobs; jobs SLURM no longer lists count as `finished`."""
-    names = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.is_dir() and p.name[0].isdigit()]
-    # an array's parent folder (123) sits beside its tasks' (123_0, 123_1): it is not a job of its own
-    jobs = [n for n in names if not any(other.startswith(f"{n}_") for other in names)]
-    if not jobs:
+    folders = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.is_dir() and p.name[0].isdigit()]
+    if not folders:
         return collections.Counter()
-    out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(jobs), "-o", "%i %T"], capture_output=True, text=True,
-                         timeout=30).stdout
+    out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(folders), "-o", "%i %T"], capture_output=True,
+                         text=True, timeout=30).stdout
     listed = dict(line.split() for line in out.splitlines() if line.strip())
+    ids = set(folders) | set(listed)
+    # An array's parent (123) is not a job of its own but its tasks (123_0, 123_1) are, whether they are
+    # known from their folders or, before those exist, from squeue.
+    jobs = [j for j in ids if not any(other.startswith(f"{j}_") for other in ids)]
     return collections.Counter(listed.get(j, "finished") for j in jobs)
 
 
@@ -51,20 +57,22 @@ class SweepProgress(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._stop.set()
-        log.info("sweep %s: every job has ended", config.hydra.sweep.dir)
+        log.info("sweep %s: done, every job has ended", config.hydra.sweep.dir)
 
     def _report(self, sweep_dir: Path) -> None:
-        wait = min(5.0, self.every_s)  # the first line early, then every every_s seconds
-        while not self._stop.wait(wait):
-            wait = self.every_s
+        """A line as soon as the jobs are submitted (SLURM is asked every POLL_S seconds), then whenever
+        their states change, and at least every every_s seconds."""
+        last, last_at = None, -math.inf
+        while not self._stop.wait(min(POLL_S, self.every_s)):
             try:
                 states = job_states(sweep_dir)
             except (OSError, subprocess.SubprocessError) as err:
                 log.warning("sweep progress: squeue failed: %s", err)
                 continue
-            if states:
+            if states and (states != last or time.monotonic() - last_at >= self.every_s):
                 summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
                 log.info("sweep %s: %d jobs: %s", sweep_dir, sum(states.values()), summary)
+                last, last_at = states, time.monotonic()
 
 
 SWEEP_UNFINISHED: list[str] = []  # runs the last sweep's summary found failed or missing (lmlab-train exits 1)

@@ -135,6 +135,7 @@ class Run:
         self.key = shard_key(self.data.manifest)  # encrypted data: its checkpoints are encrypted too
         self.spec: RunSpec = resolve_run(c, vocab_size=self.data.vocab_size)
         self.cfg, self.plan, self.id = c, self.spec.budget, self.spec.run_id
+        self.data.warn_if_short(self.plan.tokens)  # many passes over the data, or a smaller vocabulary
         self.record = RunRecord(self.spec.run_dir)
         self.damaged: list[str] = []  # notes on checkpoints set aside, for the status
 

@@ -57,3 +57,28 @@ def test_isoflop_allocation_curves_and_compute_figures(ladder, tmp_path):
     fc, fl = plots.frontier(runs.flops_6n, runs.final_val_loss)
     assert np.all(np.diff(fl) <= 0) and np.all(np.diff(fc) >= 0)
     _check_written(plots.save_figure(fig, tmp_path, "loss_vs_compute"))
+
+
+@pytest.mark.parametrize("lo, hi", [(3.1, 4.6), (2.05, 9.7), (5.2, 5.5)])
+def test_log_axes_under_a_decade_get_a_few_plain_readable_tick_labels(lo, hi):
+    """A loss axis spanning under a decade has no labelled power of ten: its labels are plain numbers,
+    2 to 7 of them, none overlapping; an axis spanning decades keeps matplotlib's powers of ten."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig, ax = plots._subplots()
+    tokens = np.geomspace(1e3, 1e6, 20)
+    ax.plot(tokens, np.geomspace(hi, lo, 20))
+    ax.set(xscale="log", yscale="log")
+    plots.png_bytes(fig)  # renders, after plots.readable_log_ticks
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    ymin, ymax = ax.get_ylim()
+    shown = [t for t in ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+             if t.get_text() and ymin <= t.get_position()[1] <= ymax]
+    texts = [t.get_text() for t in shown]
+    assert 2 <= len(shown) <= 7, texts
+    assert all(lo * 0.9 <= float(t) <= hi * 1.1 for t in texts), texts  # plain numbers, inside the data's range
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.y0)
+    assert all(a.y1 <= b.y0 for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
+    assert all("10^" in t.get_text() or "10^{" in t.get_text() for t in ax.xaxis.get_majorticklabels()
+               if t.get_text())
