@@ -57,11 +57,13 @@ def fit_study(table: Path, fit_path: Path, figures: Path, log_path: Path, *, law
     return load_fit_doc(fit_path)
 
 
-def plan_study(fit_path: Path, flops: float, planned_path: Path, log_path: Path) -> dict:
-    """`lmlab plan` at `flops` from the study's fit, its experiment config to planned_path; the plan."""
+def plan_study(fit_path: Path, flops: float, planned_path: Path, log_path: Path, study: Path) -> dict:
+    """`lmlab plan` at `flops` from the study's fit, its experiment config (with the prediction on record,
+    naming the study) to planned_path; the plan."""
     from lmlab.analysis import cli_plan
 
-    out = _quietly(cli_plan, [str(fit_path), "--flops", f"{flops:g}", "-o", str(planned_path), "--json"], log_path)
+    argv = [str(fit_path), "--flops", f"{flops:g}", "--study", str(study), "-o", str(planned_path), "--json"]
+    out = _quietly(cli_plan, argv, log_path)
     return json.loads(out)
 
 

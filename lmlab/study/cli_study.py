@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from lmlab import cli_args
+from lmlab.analysis.cli_fit import LAW_NAMES
 
 DEFAULT_PLAN_MULTIPLE = 100.0   # the plan's budget: this many times the largest run's compute
 
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="ladder keys, cluster=..., hydra.launcher.*=..., or training overrides for every run")
     parser.add_argument("-o", "--output", metavar="DIR", help="the study folder (default studies/<ladder group>)")
-    parser.add_argument("--law", default="chinchilla", help="the law to fit (default chinchilla; see lmlab fit)")
+    parser.add_argument("--law", default="chinchilla", choices=LAW_NAMES, metavar="LAW",
+                        help="the law to fit (default chinchilla; kaplan_c for a study of few runs; see lmlab fit)")
     parser.add_argument("--n-col", default="n_params_nonembedding",
                         help="N of the fit (default n_params_nonembedding, Kaplan's; n_params: total, Chinchilla's)")
     parser.add_argument("--bootstrap", type=cli_args.count, default=200, metavar="K",

@@ -102,8 +102,8 @@ def report_markdown(name: str, ladder: dict, states: list[RunState], fit_doc: di
     if plan:
         lines += ["", "## Plan", "", f"At C = {plan['flops']:.3g} FLOPs: N_opt = {plan['N_opt']:.4g}, D_opt = "
                   f"{plan['D_opt']:.4g}; nearest registered size {plan['size']} on {plan['tokens']:,} tokens "
-                  f"({plan['steps']:,} steps). Launch it with `lmlab-train --config-dir {{study folder}} "
-                  f"experiment=planned` after copying planned.yaml into an `experiment/` folder of a config dir.",
+                  f"({plan['steps']:,} steps); its prediction is on record in planned.yaml. To train it: copy planned.yaml "
+                  f"to conf/experiment/ and run `lmlab-train experiment=planned`.",
                   *(f"- warning: {w}" for w in plan.get("warnings", []))]
     if problem:
         lines += ["", "## Missing", "", problem]

@@ -113,7 +113,9 @@ def _start(ladder: dict, runs: list[PlannedRun], launcher: list[str], log_path: 
     args = shlex.split(command)[1:]  # drop the console script's name: run it with this interpreter
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:  # the subprocess's own log, not a record: appended across relaunches
-        return subprocess.Popen([sys.executable, "-m", "lmlab.train", *args, *launcher], stdout=log,
+        # each sweep its own folder: sweeps started in the same second would share Hydra's default one
+        sweep_dir = f"hydra.sweep.dir={log_path.parent / 'sweeps' / runs[0].size}"
+        return subprocess.Popen([sys.executable, "-m", "lmlab.train", *args, *launcher, sweep_dir], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 

@@ -90,7 +90,7 @@ class Study:
                                         law=o.law, n_col=o.n_col, bootstrap=o.bootstrap, level=o.level)
             files.append("fit.json")
             flops = o.plan_flops or analyse.DEFAULT_PLAN_MULTIPLE * max(r.compute for r in self.runs)
-            plan = analyse.plan_study(out / "fit.json", flops, out / "planned.yaml", out / "analysis.log")
+            plan = analyse.plan_study(out / "fit.json", flops, out / "planned.yaml", out / "analysis.log", out)
             files.append("planned.yaml")
         except FitError as err:
             problem = str(err)

@@ -92,3 +92,20 @@ def test_bad_input_is_one_line_and_trains_nothing(tmp_path, args, message):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "study").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_study_on_the_local_slurm_cluster(tmp_path, data_root):
+    from tests.slurm.conftest import node_state
+
+    if node_state() not in ("idle", "mixed", "allocated", "completing"):
+        pytest.skip("local SLURM cluster not running: make slurm-up")
+    slurm = ["cluster=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+             "hydra.launcher.timeout_min=10"]
+    out = study(tmp_path, data_root, *FAST_FIT, *slurm)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert len(re.findall(r"^\[\d/8\] ", out.stdout, re.M)) == 8
+    table = read_table(tmp_path / "study" / "study.parquet")
+    assert set(table["status"]) == {"completed"} and table["slurm_job_id"].notna().all()
+    assert HELDOUT.search(out.stdout).group(1) == "25k"
