@@ -113,10 +113,18 @@ def environment() -> dict:
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "torch_threads": _torch_threads(),
         "slurm": slurm or None,
         "started_at": now_iso(),
         **_git_state(),
     }
+
+
+def _torch_threads() -> int:
+    """torch's CPU threads in this process (set by trainer.threads, or OMP_NUM_THREADS from a launcher)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _git_state() -> dict:

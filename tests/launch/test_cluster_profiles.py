@@ -87,3 +87,24 @@ def test_a_local_parallel_sweep_runs_its_jobs_at_the_same_time(tmp_path, data_ro
     assert all(json.loads((r / "result.json").read_text())["status"] == "completed" for r in runs)
     assert env_a["pid"] != env_b["pid"]
     assert when(env_a["started_at"]) < when(end_b) and when(env_b["started_at"]) < when(end_a)  # overlapping
+
+
+@pytest.mark.slow
+def test_local_parallel_gives_each_job_its_share_of_the_cores_and_logs_each_one_done(tmp_path, data_root):
+    """cpus_per_task = every core: the jobs take turns (none oversubscribes the machine), each with that
+    many torch threads, and each is a log line when it ends."""
+    cores = len(os.sched_getaffinity(0))
+    env = {**os.environ, "LMLAB_RUNS_DIR": str(tmp_path), "LMLAB_DATA_DIR": str(data_root)}
+    done = subprocess.run([sys.executable, "-m", "lmlab.train", "-m", "cluster=local_parallel", "debug=fast",
+                           f"hydra.launcher.cpus_per_task={cores}", "run.group=share", "seed=0,1"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted((tmp_path / "share").iterdir())
+    envs = [json.loads((r / "env.json").read_text()) for r in runs]
+    assert [e["torch_threads"] for e in envs] == [cores, cores]
+    spans = sorted((when(e["started_at"]), when(json.loads((r / "status.json").read_text())["updated_at"]))
+                   for e, r in zip(envs, runs))
+    assert spans[1][0] >= spans[0][1], "the second job started before the first ended"
+    out = done.stdout + done.stderr
+    assert f"2 job(s), 1 at a time, {cores} thread(s) each" in out
+    assert out.count(" done (") == 2 and "done (2/2)" in out

@@ -135,6 +135,10 @@ def test_a_planned_run_is_scored_once_it_completes(data_root, tmp_path, capsys):
     (run_dir,) = [p.parent for p in runs.rglob("plan.json")]
     assert json.loads((run_dir / "plan.json").read_text())["prediction"] == prediction
     actual = json.loads((run_dir / "result.json").read_text())["final_val_loss"]
+    last = trained.stderr.strip().splitlines()[-1]  # lmlab-train ends with its result, not Lightning's
+    assert last.startswith(f"lmlab-train: {run_dir}: completed, validation loss {actual:.4f}"), last
+    status = run_cli(["-m", "lmlab.cli", "runs", "status", str(run_dir.parent)])
+    assert re.search(rf"^{run_dir.name}\s+completed\s+{actual:.4f}\s", status.stdout, re.M), status.stdout
 
     capsys.readouterr()
     assert main(["predictions", str(runs), "--json"]) == 0
