@@ -45,6 +45,7 @@ def uninterrupted(data_root, tmp_path_factory):
 def test_every_budget_is_a_completed_run_with_honest_compute(uninterrupted):
     from lmlab.runs.collect import collect
     from lmlab.runs.record import RunRecord
+    from lmlab.runs.status import rerun_overrides
 
     found = members_by_fraction(uninterrupted)
     assert sorted(found) == [0.5, 1.0]  # the trunk is out of sight of collect
@@ -64,6 +65,8 @@ def test_every_budget_is_a_completed_run_with_honest_compute(uninterrupted):
         assert {r["step"] for r in curve if r.get("from_trunk")} and max(r["step"] for r in curve) == steps
         lrs = [r["lr"] for r in curve if "lr" in r and not r.get("from_trunk")]
         assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(3e-3 * 0.1)  # decayed to min_lr_ratio
+    half = uninterrupted / "default" / found[0.5]["run_id"]
+    assert "budget.branch=0.5" in rerun_overrides(half)  # relaunch (lmlab runs status) lands in the same directory
     runs, _ = collect([uninterrupted])
     assert sorted(runs["tokens"]) == sorted(r["tokens"] for r in found.values())
     assert set(runs["status"]) == {"completed"}
