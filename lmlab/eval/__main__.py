@@ -25,6 +25,7 @@ def compose_eval(overrides: list[str]) -> dict:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from lmlab.config import composition_error_line
     from lmlab.eval.config import CONF_DIR, plain
 
     GlobalHydra.instance().clear()
@@ -32,7 +33,7 @@ def compose_eval(overrides: list[str]) -> dict:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = plain(compose(config_name="eval", overrides=overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"eval config: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"eval config: {composition_error_line(err)}") from None
     if not cfg["run"]:
         raise ConfigError("run: not set, expected run=<run directory>")
     return cfg

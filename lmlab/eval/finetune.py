@@ -231,6 +231,7 @@ def compose_finetune(overrides: list[str]) -> dict:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from lmlab.config import composition_error_line
     from lmlab.eval.config import CONF_DIR, TASK_DIR, plain
 
     GlobalHydra.instance().clear()
@@ -238,7 +239,7 @@ def compose_finetune(overrides: list[str]) -> dict:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="finetune", overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"finetune config: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"finetune config: {composition_error_line(err)}") from None
     name = cfg.hydra.runtime.choices["task"]
     del cfg.hydra
     cfg = plain(cfg)

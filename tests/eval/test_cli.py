@@ -23,3 +23,17 @@ def test_lmlab_eval_explains_itself_and_refuses_a_directory_that_is_not_a_run(tm
     unknown = lmlab_eval(f"run={tmp_path}", "scheme.nme=kfold", cwd=tmp_path)
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
     assert "scheme.nme" in unknown.stderr or "'nme'" in unknown.stderr
+
+
+def test_lmlab_finetune_explains_itself_and_refuses_bad_input_in_one_line(tmp_path):
+    run = lambda *args: subprocess.run([str(BIN / "lmlab-finetune"), *args], cwd=tmp_path, capture_output=True,  # noqa: E731
+                                       text=True, timeout=120)
+    shown = run("--help")
+    assert shown.returncode == 0 and "lmlab-finetune pretrained=<run dir>" in shown.stdout and "mode=head|masked" in shown.stdout
+    refused = run(f"pretrained={tmp_path}", "mode=masked")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (f"lmlab-finetune: error: run dir {tmp_path}: no config.yaml, "
+                                      "expected a run directory written by lmlab-train")
+    mode = run(f"pretrained={tmp_path}", "mode=lm")
+    assert mode.returncode == 2 and len(mode.stderr.strip().splitlines()) == 1 and "mode" in mode.stderr
+    assert "head" in mode.stderr and "masked" in mode.stderr  # what was expected
