@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=cli_args.positive_count, default=4, help="nodes of the planned run (default 4)")
     parser.add_argument("--devices", type=cli_args.positive_count, default=8, help="GPUs per node (default 8)")
     parser.add_argument("--micro-batch-size", type=cli_args.positive_count, default=8,
-                        help="sequences per GPU per pass (default 8)")
+                        help="sequences per GPU per pass (default 8; the memory plan may choose another that fits)")
+    parser.add_argument("--gpu", help="the GPU model the run is sized for (default: the slurm_gpu cluster profile's "
+                        "trainer.gpu); lmlab chooses DDP or FSDP, the micro-batch and activation checkpointing to fit it")
     parser.add_argument("--global-batch-size", type=cli_args.positive_count,
                         help="sequences per step (default: DeepSeek LLM's B_opt(C) = 0.292 C^0.3271 tokens)")
     parser.add_argument("--lr", type=cli_args.positive, help="peak learning rate (default: DeepSeek LLM's 0.3118 C^-0.125)")
@@ -61,6 +63,7 @@ def run(args) -> int:
 
 def _plan(args, flops):
     """(the plan as a dict, the experiment config's text); prints the human summary."""
+    import functools
     import sys
 
     import numpy as np
@@ -69,6 +72,7 @@ def _plan(args, flops):
     from lmlab.analysis.extrapolation import axis, beyond_evidence, honest_interval
     from lmlab.analysis.fitjson import fit_from_doc, load_fit_doc, select_group
     from lmlab.analysis.plan import experiment_config, inputs_at, plan_budget, planned_run, prediction_section
+    from lmlab.launch.memory import plan_memory
 
     doc = select_group(load_fit_doc(args.fit), args.group, str(args.fit))
     n_column = doc.get("columns", {}).get("N", "n_params")
@@ -91,8 +95,15 @@ def _plan(args, flops):
         alloc = doc["allocation"]
         n_opt, d_opt = PowerLaw(**alloc["N_opt"])(flops).item(), PowerLaw(**alloc["D_opt"])(flops).item()
         out.update(N_opt=n_opt, D_opt=d_opt, loss=None, interval=None)
-    run = planned_run(flops, n_opt, n_column, vocab, args.seq_len, global_batch_size=args.global_batch_size,
-                      lr=args.lr, nodes=args.nodes, devices=args.devices, micro_batch_size=args.micro_batch_size)
+    plan_run = functools.partial(planned_run, flops, n_opt, n_column, vocab, args.seq_len, lr=args.lr,
+                                 global_batch_size=args.global_batch_size, nodes=args.nodes, devices=args.devices)
+    run = plan_run(micro_batch_size=args.micro_batch_size)
+    memory = plan_memory(run.spec.gpt, run.settings["trainer"], args.gpu)  # the setting that fits the GPU
+    if memory["micro_batch"] != args.micro_batch_size:
+        run = plan_run(micro_batch_size=memory["micro_batch"],
+                       global_batch_size=run.settings["trainer"]["global_batch_size"])
+    run.settings["trainer"].update(strategy=memory["strategy"], activation_checkpointing=memory["activation_checkpointing"])
+    out["memory"] = {k: v for k, v in memory.items() if k not in ("lines", "overrides")}
     print(f"budget C = {flops:.4g} FLOPs ({doc['law']}, method {out['method']}; N is {n_column!r}, counted at "
           f"vocabulary {vocab})")
     level = out.get("level") or 0.95
@@ -119,6 +130,8 @@ def _plan(args, flops):
     print(f"nearest registered size: {run.size.name} (N = {run.n:,}), trained on {run.tokens:.4g} tokens "
           f"({run.tokens / run.n:.1f} tokens per parameter) in {run.spec.budget.steps:,} steps, spending "
           f"{run.spec.compute:.4g} FLOPs ({run.spec.compute / flops:.2%} of the budget, in lmlab's unit)")
+    print("\n".join(memory["lines"]))
+    lines.append(memory["lines"][0])
     if not 0.5 <= run.n / n_opt <= 2.0:
         warnings.append(f"{run.size.name} is {run.n / n_opt:.3g} x N_opt; register a size near {n_opt:.3g} "
                         f"parameters for a compute-optimal run")

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.out, script, mode=0o755)
         Path(opts["log_dir"]).mkdir(parents=True, exist_ok=True)  # SLURM does not create it
     if args.json:
-        print(json.dumps({"script": str(args.out) if args.out else script, "check": verdict}, indent=2))
+        memory = {k: v for k, v in (opts["memory"] or {}).items() if k != "lines"} or None
+        print(json.dumps({"script": str(args.out) if args.out else script, "check": verdict, "memory": memory}, indent=2))
         return 0
     if args.out is None:
         print(script, end="")

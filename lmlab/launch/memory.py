@@ -170,6 +170,69 @@ def choose_strategy(gpt_config: GPTConfig, global_batch: int, gpu_memory_bytes: 
                       f"{budget / GIB:.1f} GiB usable of {gpu_memory_bytes / GIB:.1f} GiB: use more devices or a larger GPU")
 
 
+PROFILE = "slurm_gpu"  # the cluster profile whose trainer.gpu names the GPU plans are sized for
+
+
+def profile_gpu() -> str:
+    """The GPU named by the GPU cluster profile (conf/cluster/slurm_gpu.yaml, trainer.gpu)."""
+    from lmlab.config import compose_train
+
+    gpu = compose_train([f"cluster={PROFILE}"])["trainer"]["gpu"]
+    if not gpu:
+        raise ConfigError(f"conf/cluster/{PROFILE}.yaml names no GPU (trainer.gpu); expected one of "
+                          f"{', '.join(GPU_MEMORY_BYTES)}, or pass --gpu")
+    return str(gpu)
+
+
+def plan_memory(gpt_config: GPTConfig, trainer: dict, gpu: str | None = None) -> dict:
+    """Memory per GPU of a run with the `trainer` settings (global_batch_size, micro_batch_size, devices,
+    nodes, precision, strategy, activation_checkpointing) on `gpu` (default: the cluster profile's).
+    strategy auto (or absent): lmlab chooses strategy, micro-batch and checkpointing (choose_strategy);
+    ddp or fsdp: the given setting is estimated and refused in one line if it does not fit. Returns the
+    estimate plus `gpu`, `gpu_memory_bytes`, `budget_bytes`, the totals `with_checkpointing` and
+    `without_checkpointing` of the chosen strategy and micro-batch, the training `overrides` that run
+    it, and report `lines`."""
+    gpu = gpu or profile_gpu()
+    memory = gpu_memory_bytes(gpu)
+    world = int(trainer["devices"]) * int(trainer["nodes"])
+    precision, strategy = str(trainer["precision"]), str(trainer.get("strategy") or "auto")
+    if int(trainer["global_batch_size"]) % world:
+        raise ConfigError(f"trainer.global_batch_size={trainer['global_batch_size']}: expected a multiple of the "
+                          f"{world} GPUs ({trainer['nodes']} node(s) x {trainer['devices']})")
+    if strategy == "auto":
+        plan = choose_strategy(gpt_config, int(trainer["global_batch_size"]), memory, world, precision)
+    else:
+        checkpointing = bool(trainer.get("activation_checkpointing"))
+        plan = estimate_memory(gpt_config, int(trainer["micro_batch_size"]), precision, world, strategy, checkpointing)
+        plan.update(accumulation=int(trainer["global_batch_size"]) // (world * plan["micro_batch"]),
+                    budget_bytes=int(memory * USABLE_FRACTION) - RESERVED_BYTES)
+        if plan["total"] > plan["budget_bytes"]:
+            raise ConfigError(f"trainer.strategy={strategy} with micro_batch_size={plan['micro_batch']}"
+                              f"{' and activation checkpointing' if checkpointing else ''} needs "
+                              f"{plan['total'] / GIB:.1f} GiB per GPU, more than the {plan['budget_bytes'] / GIB:.1f} "
+                              f"GiB usable of a {gpu}; expected trainer.strategy=auto (lmlab chooses), a smaller "
+                              f"micro-batch or activation checkpointing")
+    both = {ckpt: estimate_memory(gpt_config, plan["micro_batch"], precision, world, plan["strategy"], ckpt)["total"]
+            for ckpt in (False, True)}
+    plan.update(gpu=gpu, gpu_memory_bytes=memory, with_checkpointing=both[True], without_checkpointing=both[False],
+                overrides=[f"trainer.strategy={plan['strategy']}", f"trainer.micro_batch_size={plan['micro_batch']}",
+                           f"trainer.activation_checkpointing={str(plan['activation_checkpointing']).lower()}"])
+    return {**plan, "lines": memory_lines(plan)}
+
+
+def memory_lines(plan: dict) -> list[str]:
+    gib = lambda b: f"{b / GIB:.1f}"  # noqa: E731
+    parts = ", ".join(f"{k.replace('_', ' ')} {gib(plan[k])}" for k in
+                      ("params", "grads", "optimizer", "weight_casts", "comm_buffers", "activations", "backward_transient"))
+    return [f"memory per GPU on {plan['gpu']} ({gib(plan['gpu_memory_bytes'])} GiB, {gib(plan['budget_bytes'])} usable), "
+            f"{plan['world_size']} GPU(s), {plan['precision']}: {plan['strategy']}, micro-batch {plan['micro_batch']} x "
+            f"{plan['accumulation']} accumulated, activation checkpointing "
+            f"{'on' if plan['activation_checkpointing'] else 'off'}",
+            f"  {parts} = {gib(plan['total'])} GiB",
+            f"  at this micro-batch: {gib(plan['without_checkpointing'])} GiB without activation checkpointing, "
+            f"{gib(plan['with_checkpointing'])} GiB with it"]
+
+
 def measure_cpu_peak(gpt_config: GPTConfig, micro_batch: int, accumulation: int = 2, steps: int = 2,
                      activation_checkpointing: bool = False, precision: str = "32") -> int:
     """Peak bytes a CPU training step adds to a fresh process (AdamW, lmlab's GPT; bf16-mixed as

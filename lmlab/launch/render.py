@@ -6,6 +6,12 @@ preemption, forwards it to the tasks (which checkpoint at the next step and stop
 requeues itself; the requeued job resumes from the run's last checkpoint. Options come from the
 command line or a YAML file (--config) with the same keys; `--check` asks SLURM (sbatch --test-only)
 whether the job could run.
+
+On GPU nodes the script is sized by lmlab.launch.memory for the GPU named by --gpu, trainer.gpu or
+the slurm_gpu cluster profile: with trainer.strategy=auto (the default) it runs the cheapest
+setting that fits (DDP or FSDP, micro-batch, activation checkpointing), replacing those keys of the
+overrides; with trainer.strategy=ddp|fsdp it runs that setting and refuses one that does not fit.
+The estimate is written into the script as comments.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ OPTIONS = {  # key: (type, default, help)
     "log_dir": (str, "runs/slurm-logs", "where the job's output goes"),
     "python": (str, sys.executable, "the Python that runs lmlab.train on the nodes"),
     "config_dir": (str, None, "an extra training config directory (where `lmlab plan -o DIR/experiment/NAME.yaml` wrote)"),
+    "gpu": (str, None, "the GPU model of the nodes, for the memory plan (default: trainer.gpu, else the slurm_gpu "
+                       "cluster profile's)"),
 }
 TIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")
 SET_BY_RENDER = ("trainer.devices", "trainer.nodes", "trainer.accelerator")
@@ -82,8 +90,33 @@ def check_options(opts: dict) -> dict:
             raise ConfigError(f"launch config_dir={opts['config_dir']}: no such directory")
     from lmlab.config import compose_train
 
-    compose_train(opts["overrides"], [opts["config_dir"]] if opts["config_dir"] else [])  # fails here, in one line
+    cfg = compose_train(opts["overrides"], [opts["config_dir"]] if opts["config_dir"] else [])  # fails here, in one line
+    opts["memory"] = memory_plan(cfg, opts) if opts["gpus_per_node"] else None
     return opts
+
+
+def memory_plan(cfg, opts: dict) -> dict:
+    """lmlab.launch.memory's plan for the composed training config on the rendered nodes."""
+    from lmlab.io import read_json
+    from lmlab.launch.memory import plan_memory
+    from lmlab.models.family import DEFAULT_VOCAB_SIZE, resolve_config
+    from lmlab.runspec import plain
+
+    c = plain(cfg)
+    manifest = Path(c["data"]["dir"]) / "manifest.json"  # the data may be prepared on the cluster only
+    vocab = int(read_json(manifest)["vocab_size"]) if manifest.is_file() else DEFAULT_VOCAB_SIZE
+    trainer = {**c["trainer"], "devices": opts["gpus_per_node"], "nodes": opts["nodes"]}
+    return plan_memory(resolve_config(c["model"], vocab_size=vocab), trainer, opts["gpu"] or c["trainer"]["gpu"])
+
+
+def training_overrides(opts: dict) -> list[str]:
+    """The user's overrides, with the memory plan's strategy, micro-batch and checkpointing when lmlab chose them."""
+    memory = opts["memory"]
+    if memory is None or any(o.split("=", 1)[0].lstrip("+~") == "trainer.strategy" and o.split("=", 1)[1] != "auto"
+                             for o in opts["overrides"]):
+        return opts["overrides"]
+    chosen = {o.split("=", 1)[0] for o in memory["overrides"]}
+    return [o for o in opts["overrides"] if o.split("=", 1)[0].lstrip("+~") not in chosen] + memory["overrides"]
 
 
 def render_script(opts: dict) -> str:
@@ -94,7 +127,7 @@ def render_script(opts: dict) -> str:
     resources += [f"--mem={opts['mem_gb']}G"] if opts["mem_gb"] else []
     resources += [f"--{k}={opts[k]}" for k in ("partition", "account", "qos") if opts[k]]
     config_dir = ["--config-dir", opts["config_dir"]] if opts["config_dir"] else []
-    train = [opts["python"], "-u", "-m", "lmlab.train", *config_dir, *opts["overrides"],
+    train = [opts["python"], "-u", "-m", "lmlab.train", *config_dir, *training_overrides(opts),
              f"trainer.accelerator={'gpu' if gpus else 'cpu'}", f"trainer.devices={tasks}",
              f"trainer.nodes={opts['nodes']}"]
     fill = {
@@ -103,6 +136,7 @@ def render_script(opts: dict) -> str:
         "SIGNAL_DELAY": str(opts["signal_delay_s"]),
         "SETUP": "\n".join(opts["setup"]) or "# (no set-up commands)",
         "COMMAND": " ".join(shlex.quote(a) for a in train),
+        "MEMORY": "".join(f"# {line}\n" for line in (opts["memory"] or {}).get("lines", [])),
     }
     text = TEMPLATE.read_text()
     for key, value in fill.items():

@@ -122,3 +122,61 @@ def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         call()
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def chinchilla_fit(tmp_path_factory):
+    from lmlab.analysis.reference import chinchilla_path
+    from lmlab.cli import main
+
+    out = tmp_path_factory.mktemp("fit") / "fit.json"
+    assert main(["fit", str(chinchilla_path()), "--law", "chinchilla", "--n-col", "Model Size", "--c-col",
+                 "Training FLOP", "--loss-col", "loss", "--drop-highest-loss", "5", "--bootstrap", "20",
+                 "--starts", "2", "-o", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_lmlab_plan_sizes_the_run_for_the_gpu_and_its_config_trains_with_that_setting(chinchilla_fit, tmp_path, capsys):
+    import json
+
+    from lmlab.cli import main
+    from lmlab.runspec import plain, resolve_run
+    from tests.conftest import compose
+
+    plans = {}
+    for gpu in ("L4", "H200"):
+        conf = tmp_path / gpu / "experiment" / "planned.yaml"
+        capsys.readouterr()
+        assert main(["plan", str(chinchilla_fit), "--flops", "1e21", "--nodes", "1", "--devices", "8", "--gpu", gpu,
+                     "--vocab-size", "50304", "-o", str(conf), "--json"]) == 0
+        plan = json.loads(capsys.readouterr().out)
+        cfg = plain(compose([f"hydra.searchpath=[file://{tmp_path / gpu}]", "experiment=planned"]))
+        spec = resolve_run(cfg, vocab_size=50304)
+        mem, t = plan["memory"], cfg["trainer"]
+        assert (t["strategy"], t["micro_batch_size"], t["activation_checkpointing"]) == \
+               (mem["strategy"], mem["micro_batch"], mem["activation_checkpointing"])
+        assert spec.run_id == plan["run_id"] and spec.accumulation == mem["accumulation"]
+        assert estimate_memory(spec.gpt, t["micro_batch_size"], t["precision"], 8, t["strategy"],
+                               t["activation_checkpointing"])["total"] == mem["total"] <= mem["budget_bytes"]
+        assert mem["with_checkpointing"] < mem["without_checkpointing"]
+        plans[gpu] = mem
+    assert plans["L4"]["strategy"] == "fsdp" and plans["H200"]["strategy"] == "ddp"  # 24 GiB cannot hold DDP's states
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason=(
+    "Lightning's FSDPStrategy refuses accelerator=cpu (lightning 2.6: 'requires a GPU accelerator'), so a "
+    "Lightning FSDP run needs 2 CUDA GPUs; torch's FSDP itself is tested on CPU with gloo above"))
+def test_a_two_gpu_fsdp_run_with_activation_checkpointing_trains_and_its_checkpoint_loads(data_root, tmp_path):
+    from lmlab.runs.load import load_model
+    from lmlab.train.run import Run
+    from tests.conftest import compose
+
+    run = Run(compose([f"paths.data_dir={data_root}", f"paths.runs_dir={tmp_path}", "trainer=gpu", "trainer.devices=2",
+                       "trainer.strategy=fsdp", "trainer.activation_checkpointing=true", "trainer.compile=false",
+                       "model.size=1.3m", "budget.tokens=2e6", "trainer.progress_bar=false", "logger=none"]))
+    result = run.execute()
+    assert result["status"] == "completed" and result["final_val_loss"] < 7
+    model, _, _ = load_model(run.record.dir)
+    assert sum(p.numel() for p in model.parameters()) == result["n_params"]
