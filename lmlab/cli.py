@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("runs", "collect"): ("lmlab.runs.cli_collect", "collect run directories into a study table"),
     ("runs", "status"): ("lmlab.runs.cli_status", "expected vs completed, running, failed and missing runs"),
     ("runs", "plot"): ("lmlab.runs.cli_plot", "a sweep's or a run group's loss curves, one line per run"),
+    ("runs", "forecast"): ("lmlab.runs.cli_forecast", "a run's final loss forecast from its curve so far, with an interval"),
     (None, "predictions"): ("lmlab.runs.cli_predictions", "planned runs' predictions against what they reached"),
     ("ladder", "plan"): ("lmlab.launch.cli_ladder", "print the runs of a ladder and their total compute"),
     ("launch", "render"): ("lmlab.launch.cli_render", "write an sbatch script for a multi-node run"),
@@ -35,7 +36,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 }
 
 GROUP_HELP = {
-    "runs": "run directories: collect, status, plot",
+    "runs": "run directories: collect, status, plot, forecast",
     "ladder": "model ladders: plan",
     "launch": "multi-node launch scripts: render",
     "audit": "audits of runs: bias",

@@ -176,6 +176,17 @@ class PredictionConfig:
 
 
 @dataclass
+class ForecastConfig:
+    """The live forecast of the final validation loss (lmlab.train.forecast_callback). Not identity:
+    like a search's pruning, stopping on a forecast does not change what a step trains."""
+    show: bool = True  # in the progress bar and log lines, after each validation past `after`
+    after: float = 0.25  # the share of the planned steps before a forecast is meaningful
+    stop_above: Optional[float] = None  # stop (stopped_early) when the whole forecast interval lies above this loss
+    study: bool = True  # also fit the completed runs of the same size in the run's group
+    resamples: int = 100  # bootstrap resamples for the interval
+
+
+@dataclass
 class AuditConfig:
     """The model bias audit at validation milestones (lmlab.audit.callback): audit_curve.jsonl."""
     every_val: bool = False
@@ -200,6 +211,7 @@ class TrainConfig:
     eval: InLoopConfig = field(default_factory=InLoopConfig)  # tasks at validation milestones (none: off)
     audit: AuditConfig = field(default_factory=AuditConfig)  # bias audits at validation milestones (off)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)  # set by `lmlab plan`'s experiment config
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)  # live forecast, optional stop (non-identity)
 
 
 from lmlab import CONF_DIR  # noqa: E402  (re-exported for lmlab-train and notebooks)

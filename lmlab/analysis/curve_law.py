@@ -26,8 +26,8 @@ from lmlab.analysis.laws import Law
 from lmlab.errors import DataError, FitError
 
 # Candidate momentum decay factors (Tissue et al. use 0.999 on runs of tens of thousands of steps;
-# lmlab's small runs have hundreds, so shorter memories are tried too).
-DECAYS = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+# lmlab's small runs have hundreds, so shorter memories are tried too, down to none).
+DECAYS = (0.0, 0.8, 0.95, 0.99, 0.999)
 
 
 class AnnealingLaw(Law):
@@ -78,9 +78,9 @@ class AnnealingLaw(Law):
         spread = max(float(np.ptp(y)), 1e-3 * float(np.min(y)))
         log_cs = [np.log(k * spread / s2_max) for k in (0.1, 1.0)] if s2_max > 0 else [np.log(spread)]
         rows = []
-        for frac in (0.3, 0.6, 0.85, 0.97):
+        for frac in (0.3, 0.7, 0.95):
             l0 = frac * float(np.min(y))
-            for alpha in (0.1, 0.3, 0.6, 1.0, 2.0):
+            for alpha in (0.1, 0.3, 0.7, 1.5):
                 log_a = np.log(max(float(y[i]) - l0, 1e-3)) + alpha * np.log(X["S1"][i])
                 rows.extend([np.log(l0), log_a, alpha, log_c] for log_c in log_cs)
         return np.array(rows, dtype=float)
@@ -101,19 +101,30 @@ def schedule_areas(lrs, decay: float) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0.0], np.cumsum(lrs)]), np.concatenate([[0.0], np.cumsum(momentum)])
 
 
-def schedule_lrs(cfg: dict, total_steps: int) -> np.ndarray:
-    """The learning rate of every step of a run, from its resolved config, as training set it."""
+def lr_curve(schedule: dict, optim: dict, schedule_steps: int, steps: int | None = None) -> np.ndarray:
+    """The learning rate of each of `steps` steps (default schedule_steps) under a schedule group of
+    `schedule_steps` steps, as lmlab.train.schedules.lr_lambda gives it to training."""
     from lmlab.train.schedules import lr_lambda
 
     try:
-        s, o = cfg["schedule"], cfg["optim"]
-        multiplier = lr_lambda(str(s["name"]), int(total_steps), float(s["warmup_frac"]), float(o["min_lr_ratio"]),
-                               float(s["decay_frac"]))
-        lr = float(o["lr"])
+        multiplier = lr_lambda(str(schedule["name"]), int(schedule_steps), float(schedule["warmup_frac"]),
+                               float(optim["min_lr_ratio"]), float(schedule["decay_frac"]))
+        lr = float(optim["lr"])
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"run config: cannot rebuild the learning-rate schedule ({type(err).__name__}: {err}); "
                         f"expected schedule.name/warmup_frac/decay_frac and optim.lr/min_lr_ratio") from None
-    return lr * np.array([multiplier(i) for i in range(int(total_steps))])
+    return lr * np.array([multiplier(i) for i in range(int(schedule_steps if steps is None else steps))])
+
+
+def run_lrs(cfg: dict, spec) -> np.ndarray:
+    """A run's learning rates (cfg: its resolved config, spec: its RunSpec). A cooldown branch or trunk
+    of a branched launch follows its launch's WSD schedule, as Run._schedule sets it."""
+    from lmlab.train.branches import member_schedule
+
+    schedule, length = cfg["schedule"], spec.budget.steps
+    if spec.member is not None:
+        schedule, length = member_schedule(schedule, spec.member), spec.member.schedule_steps
+    return lr_curve(schedule, cfg["optim"], length, spec.budget.steps)
 
 
 @dataclass
@@ -161,21 +172,27 @@ def load_curve(run_dir: str | Path) -> Curve:
     from lmlab.io import read_jsonl
     from lmlab.runs.record import load_run
 
+    from lmlab.errors import LmlabError
+    from lmlab.runspec import resolve_run
+
     run_dir = Path(run_dir)
     record = load_run(run_dir)
-    plan = record["plan"] or record["result"] or {}
-    total = plan.get("planned_steps")
-    if not total:
-        raise DataError(f"run directory {str(run_dir)!r} has no plan.json with planned_steps; "
+    plan = record["plan"] or {}
+    if not plan.get("vocab_size"):
+        raise DataError(f"run directory {str(run_dir)!r} has no plan.json with vocab_size; "
                         f"expected a run started by lmlab-train")
+    try:
+        spec = resolve_run(record["config"], vocab_size=plan["vocab_size"])
+    except LmlabError as err:
+        raise DataError(f"run directory {str(run_dir)!r}: its config.yaml does not resolve ({err})") from None
     rows = [r for r in read_jsonl(Path(record["metrics_path"])) if "val_loss" in r] \
         if Path(record["metrics_path"]).exists() else []
     status = (record["status"] or {}).get("status") or (record["result"] or {}).get("status")
-    return Curve(run_id=plan.get("run_id") or run_dir.name,
+    return Curve(run_id=spec.run_id,
                  steps=np.array([r["step"] for r in rows], dtype=int),
                  loss=np.array([r["val_loss"] for r in rows], dtype=float),
-                 lrs=schedule_lrs(record["config"], total), tokens_per_step=float(plan.get("tokens_per_step") or 0),
-                 n_params=plan.get("n_params"), status=status)
+                 lrs=run_lrs(record["config"], spec), tokens_per_step=float(spec.budget.tokens_per_step),
+                 n_params=spec.n_params, status=status)
 
 
 @dataclass

@@ -59,6 +59,7 @@ NON_IDENTITY_KEYS = (
     "tune",  # a search trial's bookkeeping: the same hyper-parameters are the same run
     "eval",  # in-loop task evaluation observes training, it does not change it
     "prediction",  # what `lmlab plan` predicted for the run: a record about it, not part of it
+    "forecast",  # the live forecast observes training; its stop ends a run like a search's pruning
 )
 
 SLURM_VARS = {

@@ -28,6 +28,7 @@ from lmlab.runspec import RunSpec, accumulation_steps, check_values, plain, reso
 from lmlab.train.branches import fractions, member_cfg, member_schedule, members, snapshot_name
 from lmlab.train.callbacks import OnStep, PeriodicCheckpoint, StepMetrics, ValidationMilestones, save_checkpoint
 from lmlab.train.checkpoint_io import checkpoint_plugins
+from lmlab.train.forecast_callback import live_forecast
 from lmlab.train.module import LanguageModel
 from lmlab.train.strategy import training_strategy
 from lmlab.train.throughput import peak_flops
@@ -198,11 +199,12 @@ class Run:
                                      rec.dir)
         self.early = (EarlyStopping(lambda: val.last, t["early_stopping_patience"], t["early_stopping_min_delta"])
                       if t["early_stopping_patience"] else None)
+        self.forecast = live_forecast(c, self.spec, rec, lambda: val.last)  # shown once meaningful; may stop the run
         in_loop = (InLoopEval(rec.dir, self.data_dir, c["eval"], val_milestones(self.plan.steps, t["val_milestones"]),
                               self.plan.tokens_per_step) if c["eval"]["tasks"] else None)
         audit = (BiasAuditCurve(rec.dir, self.data_dir, c["audit"], val_milestones(self.plan.steps, t["val_milestones"]),
                                 self.plan.tokens_per_step, t["strategy"]) if c["audit"]["every_val"] else None)
-        extra = [cb for cb in (self.pruning, self.early, in_loop, audit, *self._branch_callbacks()) if cb is not None]
+        extra = [cb for cb in (self.pruning, self.early, self.forecast, in_loop, audit, *self._branch_callbacks()) if cb is not None]
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
                                 preemption, *extra], training_strategy(t, module.model))
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
@@ -239,6 +241,8 @@ class Run:
             return self._finish(trainer, "pruned", self.pruning.reason, val.last[1], module)
         if self.early and self.early.reason:  # the validation loss stopped improving: the best use of the data is past
             return self._finish(trainer, "stopped_early", self.early.reason, val.last[1], module)
+        if self.forecast and self.forecast.reason:  # the forecast interval lies wholly above forecast.stop_above
+            return self._finish(trainer, "stopped_early", self.forecast.reason, val.last[1], module)
         loss = val.last[1] if val.last and val.last[0] == trainer.global_step else val.validate(trainer, module)
         return self._finish(trainer, "completed", None, loss, module)
 
@@ -303,6 +307,7 @@ class Run:
                              trainer.global_step, module.elapsed())
         # passes over the training split (> 1: data repeats, which changes scaling) and the overfitting flag
         result.update(epochs=epochs_seen(result["tokens"], self.data_dir), gap_growing=gap_growing(rows))
+        result.update(self.forecast.result_fields() if getattr(self, "forecast", None) else {})
         if trainer.is_global_zero:
             if status != "failed":
                 save_learning_curve(self.record.dir)

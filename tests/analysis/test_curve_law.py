@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmlab.analysis.curve_law import ANNEALING, Curve, fit_curves, schedule_areas, schedule_lrs
+from lmlab.analysis.curve_law import ANNEALING, Curve, fit_curves, lr_curve, schedule_areas
 from lmlab.errors import FitError
 
 TRUTH = {"L0": 2.2, "A": 1.1, "alpha": 0.45, "C": 3.0}
@@ -13,13 +13,13 @@ DECAY = 0.99
 STEPS = 2000
 
 
-def config(schedule: str, lr: float = 1e-3) -> dict:
-    return {"schedule": {"name": schedule, "warmup_frac": 0.05, "decay_frac": 0.25},
-            "optim": {"lr": lr, "min_lr_ratio": 0.1}}
+def lrs_of(schedule: str) -> np.ndarray:
+    return lr_curve({"name": schedule, "warmup_frac": 0.05, "decay_frac": 0.25}, {"lr": 1e-3, "min_lr_ratio": 0.1},
+                    STEPS)
 
 
 def synthetic(schedule: str, noise: float = 0.002, seed: int = 0, n: int = 40) -> Curve:
-    lrs = schedule_lrs(config(schedule), STEPS)
+    lrs = lrs_of(schedule)
     steps = np.unique(np.geomspace(20, STEPS, n).round().astype(int))
     s1, s2 = schedule_areas(lrs, DECAY)
     truth = ANNEALING.predict(TRUTH, S1=s1[steps], S2=s2[steps])
