@@ -22,10 +22,15 @@ def run(args: argparse.Namespace) -> int:
     write_table(runs, args.output)
     write_table(curves, curves_path(args.output))
     counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()}
+    scored = runs["prediction.inside"].dropna().astype(bool) if "prediction.inside" in runs else runs.iloc[:0, 0]
     if args.json:
         print(json.dumps({"runs": len(runs), "status": counts, "table": str(args.output),
-                          "curves": str(curves_path(args.output)), "curve_points": len(curves)}, indent=2))
+                          "curves": str(curves_path(args.output)), "curve_points": len(curves),
+                          "predictions_scored": len(scored), "predictions_inside": int(scored.sum())}, indent=2))
         return 0
     print(f"collected {len(runs)} run(s) ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) into "
           f"{args.output} and {len(curves)} curve points into {curves_path(args.output)}")
+    if len(scored):  # planned runs (`lmlab plan`) that completed: their predictions scored
+        print(f"scored {len(scored)} prediction(s): {int(scored.sum())} inside their intervals "
+              f"(`lmlab predictions {' '.join(args.dirs)}` for the table and the calibration)")
     return 0

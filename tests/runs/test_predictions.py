@@ -146,6 +146,7 @@ def test_a_planned_run_is_scored_once_it_completes(data_root, tmp_path, capsys):
     assert row["state"] == SCORED and row["actual"] == actual and row["predicted"] == prediction["loss"]
     assert row["inside"] == (prediction["lo"] <= actual <= prediction["hi"])
     assert main(["runs", "collect", str(runs), "-o", str(tmp_path / "collected.parquet")]) == 0
+    assert f"scored 1 prediction(s): {int(row['inside'])} inside their intervals" in capsys.readouterr().out
     table = pd.read_parquet(tmp_path / "collected.parquet")
     assert table["prediction.inside"].tolist() == [row["inside"]]
     assert table["prediction.error_pct"].iloc[0] == pytest.approx(100 * (prediction["loss"] - actual) / actual)
