@@ -22,6 +22,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     (None, "plan"): ("lmlab.analysis.cli_plan", "compute-optimal N and D for a budget, with a launch config"),
     (None, "study"): ("lmlab.study.cli_study", "run a ladder, fit it, predict its held-out largest size, plan a larger run"),
     (None, "predict"): ("lmlab.analysis.cli_predict", "predict the loss of one (N, D) from a fitted law"),
+    (None, "frontier"): ("lmlab.analysis.cli_frontier", "a study's compute-efficient frontier: envelope, best size, stopping points, law"),
     ("runs", "collect"): ("lmlab.runs.cli_collect", "collect run directories into a study table"),
     ("runs", "status"): ("lmlab.runs.cli_status", "expected vs completed, running, failed and missing runs"),
     ("runs", "plot"): ("lmlab.runs.cli_plot", "a sweep's or a run group's loss curves, one line per run"),
