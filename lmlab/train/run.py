@@ -342,7 +342,8 @@ class Run:
     def _await_trunk(self, trunk: "Run") -> None:
         """A branch not yet begun gets its record now, so status and collect see every budget of the launch."""
         rec = self.record
-        if rec.result() is None and (rec.status() or {}).get("status") in (None, "waiting") and rank_zero_only.rank == 0:
+        fresh = rec.result() is None and (rec.status() or {}).get("status") in (None, "waiting")
+        if fresh and rank_zero_only.rank == 0:
             rec.write_config(self.cfg)
             rec.write_env()
             rec.write_plan(self.spec.plan_record())
@@ -373,7 +374,7 @@ class Run:
         m = self.spec.member
         if m is None or m.fraction is None or m.start_step == 0:
             return None
-        path = self._trunk_dir() / "checkpoints" / snapshot_name(m.start_step)
+        path = self._trunk().run_dir / "checkpoints" / snapshot_name(m.start_step)
         if not path.is_file():
             raise DataError(f"trunk checkpoint {path} is missing: branch {self.id} cannot start at step {m.start_step} "
                             f"(relaunch with run.resume=false to retrain the trunk)")
@@ -385,7 +386,7 @@ class Run:
         m = self.spec.member
         if m is None or m.fraction is None:
             return
-        rows = read_jsonl(self._trunk_dir() / "metrics.jsonl")
+        rows = read_jsonl(self._trunk().run_dir / "metrics.jsonl")
         for row in rows:
             if row.get("step", 0) <= m.start_step:
                 self.record.append_metrics({**row, "from_trunk": True})
@@ -400,7 +401,7 @@ class Run:
             return {"role": "trunk", "budget_fractions": fractions(self.cfg["budget"])}
         trunk_steps = members(self.cfg, m.launch_steps)[0].steps
         trained = max(0, steps - m.start_step) * tps
-        return {"role": "branch", "branch_of": resolve_run(member_cfg(self.cfg, None), self.spec.gpt.vocab_size).run_id,
+        return {"role": "branch", "branch_of": self._trunk().run_id,
                 "branch_fraction": m.fraction, "branched_at_step": m.start_step, "trained_tokens": trained,
                 **{f"trained_{k}": v for k, v in self.spec.flops(trained).items()},
                 "trunk_tokens": trunk_steps * tps,
