@@ -356,8 +356,8 @@ class Run:
             return self.cfg["schedule"], self.plan.steps
         return member_schedule(self.cfg["schedule"], m), m.schedule_steps
 
-    def _trunk_dir(self) -> Path:
-        return resolve_run(member_cfg(self.cfg, None), self.data.vocab_size).run_dir
+    def _trunk(self) -> RunSpec:
+        return resolve_run(member_cfg(self.cfg, None), self.spec.gpt.vocab_size)
 
     def _branch_callbacks(self) -> list[L.Callback]:
         m = self.spec.member
