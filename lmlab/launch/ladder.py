@@ -29,7 +29,7 @@ from typing import Any
 
 from lmlab import CONF_DIR
 from lmlab.errors import ConfigError
-from lmlab.runspec import COMPUTE
+from lmlab.runspec import COMPUTE, TRUNKS
 from lmlab.budget import CHINCHILLA_TOKENS_PER_PARAM
 
 REPO_CONF = CONF_DIR / "ladder"
@@ -68,6 +68,11 @@ class PlannedRun:
     est_seconds: float | None
     role: str = "run"  # run (independent) | trunk | branch (lmlab.train.branches)
     branch_of: str | None = None  # a branch's trunk
+
+    @property
+    def relative_dir(self) -> str:
+        """Where the run's directory lies inside its group's folder (a trunk's is out of sight, in .trunks/)."""
+        return f"{TRUNKS}/{self.name}" if self.role == "trunk" else self.name
 
 
 # ---------------------------------------------------------------- loading and checking

@@ -89,6 +89,7 @@ def test_every_run_of_every_shipped_ladder_is_the_run_its_launch_command_trains(
                 assert (spec.n_params, spec.budget.tokens, spec.compute) == (planned.n_params, planned.tokens,
                                                                               planned.compute)
                 assert spec.cfg["trainer"]["global_batch_size"] == planned.batch and spec.cfg["optim"]["lr"] == planned.lr
+                assert spec.run_dir == Path(spec.cfg["paths"]["runs_dir"]) / spec.cfg["run"]["group"] / planned.relative_dir
                 composed.append(spec.run_id)
     assert sorted(composed) == sorted(runs)
 
@@ -144,6 +145,7 @@ def test_a_branched_ladder_plans_every_budget_for_well_under_60_percent_of_the_c
     for size in ladder["sizes"]:
         trunk, *branches = [r for r in runs if r.size == size]
         assert trunk.role == "trunk" and {b.branch_of for b in branches} == {trunk.name}
+        assert trunk.relative_dir == f".trunks/{trunk.name}" and branches[0].relative_dir == branches[0].name
         full = branches[-1]
         assert [b.tokens / full.tokens for b in branches] == pytest.approx([0.25, 0.5, 0.75, 1], abs=0.01)
         assert trunk.trained_compute + sum(b.trained_compute for b in branches) < 0.6 * sum(b.compute for b in branches)

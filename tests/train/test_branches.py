@@ -10,11 +10,11 @@ import pytest
 from lmlab.io import read_jsonl
 from tests.conftest import compose, run_cli
 
-STEPS = 120  # the full budget; branches=[0.5] adds a 60-step budget
+STEPS = 80  # the full budget; branches=[0.5] adds a 40-step budget
 SEQ, BATCH = 32, 8
 TOKENS_PER_STEP = SEQ * BATCH
 TINY = ["model.size=14k", f"model.seq_len={SEQ}", f"trainer.global_batch_size={BATCH}", f"trainer.micro_batch_size={BATCH}",
-        "trainer.val_tokens=2048", "trainer.val_milestones=2", "trainer.ckpt_every_steps=10", "trainer.threads=1",
+        "trainer.val_tokens=2048", "trainer.val_milestones=2", "trainer.ckpt_every_steps=5", "trainer.threads=1",
         "trainer.progress_bar=false", "logger=none", "budget=tokens", "schedule=wsd", "schedule.warmup_frac=0.05",
         "schedule.decay_frac=0.2"]
 BRANCHED = [*TINY, f"budget.tokens={STEPS * TOKENS_PER_STEP}", "budget.branches=[0.5]"]
@@ -109,11 +109,11 @@ def test_a_killed_trunk_and_branch_resume_to_the_uninterrupted_losses(uninterrup
 
     monkeypatch.setattr(run_module.Run, "_branch_callbacks", with_crash)
     runs_dir = tmp_path / "runs"
-    crash_at[None] = 35  # the trunk, between checkpoints
-    with pytest.raises(RuntimeError, match="crash at step 35"):
+    crash_at[None] = 27  # the trunk, between checkpoints
+    with pytest.raises(RuntimeError, match="crash at step 27"):
         launch(data_root, runs_dir, BRANCHED)
-    crash_at[0.5] = 55  # the 60-step branch (it leaves the trunk at 48)
-    with pytest.raises(RuntimeError, match="crash at step 55"):
+    crash_at[0.5] = 37  # the 40-step branch (it leaves the trunk at 32, checkpoints at 35)
+    with pytest.raises(RuntimeError, match="crash at step 37"):
         launch(data_root, runs_dir, BRANCHED)
     waiting = members_by_fraction(runs_dir)
     assert waiting[0.5]["status"] == "failed" and 1.0 not in waiting  # the full budget has not begun
