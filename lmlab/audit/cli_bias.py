@@ -58,9 +58,10 @@ def run(args) -> int:
 
 
 def audit_runs(run_dirs: list[Path], lexicon, templates, args) -> list[dict]:
-    from lmlab.audit.data_bias import audit_data
+    from lmlab.audit.data_bias import audit_data, card_markdown
     from lmlab.audit.model_bias import audit_model
     from lmlab.audit.trend import run_scale
+    from lmlab.data.card import add_section
     from lmlab.data.progress import Progress
     from lmlab.data.shards import read_manifest
     from lmlab.runs.load import load_model
@@ -72,6 +73,8 @@ def audit_runs(run_dirs: list[Path], lexicon, templates, args) -> list[dict]:
             data_dir = cfg["data"]["dir"]
             if data_dir not in data_audits:
                 data_audits[data_dir] = audit_data(data_dir, lexicon, args.split, n_boot, args.seed, args.confidence)
+                add_section(data_dir, "bias_audit", "Bias audit", card_markdown(data_audits[data_dir]),
+                            data_audits[data_dir])
             bos = tok.id_to_token(int(read_manifest(data_dir)["eot_id"]))
             audits.append({"run": run_scale(run_dir), "data": data_audits[data_dir],
                            "model": audit_model(model, tok, bos, templates, lexicon, n_boot, args.seed, args.confidence)})

@@ -72,3 +72,23 @@ def audit_data(data_dir, lexicon: Lexicon, split: str = "train", n_boot: int = 1
     texts = [doc.text for doc in documents(data_dir, split, allow_train=True)]
     counts, words = count_groups(texts, lexicon)
     return {"data_dir": str(data_dir), "split": split, **summarise(counts, words, lexicon, n_boot, seed, confidence)}
+
+
+def card_markdown(audit: dict) -> str:
+    """The data audit as the data card's "Bias audit" section: per dimension, each group's mentions
+    and share with its interval, and the imbalance."""
+    pct = f"{audit['confidence']:.0%}"
+    lines = [f"Mentions of the lexicon's groups in the {audit['split']} split ({audit['documents']} documents, "
+             f"{audit['words']:,} words), written by `lmlab audit bias`; shares with {pct} intervals over documents.", ""]
+    for dim, d in audit["dimensions"].items():
+        imb = d["imbalance"]["value"]
+        lines += [f"**{dim}**: {d['mentions']} mentions, imbalance (largest / smallest share) "
+                  f"{'n/a' if imb is None or not np.isfinite(imb) else f'{imb:.2f}'}", "",
+                  "| group | mentions | per million words | share | interval |", "|---|---:|---:|---:|---|"]
+        for group, g in d["groups"].items():
+            lo, hi = g["interval"]
+            share = "n/a" if not np.isfinite(g["value"]) else f"{g['value']:.3f}"
+            band = "" if lo is None else f"[{lo:.3f}, {hi:.3f}]"
+            lines.append(f"| {group} | {g['count']} | {g['per_million_words']:.1f} | {share} | {band} |")
+        lines.append("")
+    return "\n".join(lines)

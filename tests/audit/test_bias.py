@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -86,6 +87,11 @@ def test_data_audit_counts_the_toy_corpus_exactly(trained_toy_run, capsys, tmp_p
     assert gender["imbalance"]["value"] == pytest.approx(5 / 3)
     assert data["dimensions"]["age"]["mentions"] == 0 and data["dimensions"]["age"]["imbalance"]["value"] is None
     assert json.loads((tmp_path / "audit.json").read_text())["data"] == data
+    card = json.loads((Path(data["data_dir"]) / "data_card.json").read_text())["sections"]["bias_audit"]
+    assert card["data"] == data and card["title"] == "Bias audit"
+    card_md = (Path(data["data_dir"]) / "data_card.md").read_text()
+    assert "## Bias audit" in card_md and f"| female | {toy.FEMALE_PER_DOC * n_train} |" in card_md
+    assert "**gender**: " + str(8 * n_train) + " mentions, imbalance (largest / smallest share) 1.67" in card_md
 
 
 @pytest.mark.slow
