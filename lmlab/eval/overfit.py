@@ -92,19 +92,27 @@ def gap_growing(rows: list[dict], window: int = 3) -> bool:
 
 
 def learning_curve_figure(rows: list[dict], title: str = ""):
-    """Train and validation loss over tokens (log x), the gap flag in the title."""
+    """Train and validation loss over tokens (log x), one pair of lines per fold of a k-fold fine-tune;
+    the gap flag in the title."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
-    train = [r for r in rows if "train_loss" in r]
-    val = [r for r in rows if "val_loss" in r]
-    ax.plot([r["tokens"] for r in train], [r["train_loss"] for r in train], label="train", lw=1, alpha=0.8)
-    ax.plot([r["tokens"] for r in val], [r["val_loss"] for r in val], "o-", label="validation", ms=3)
+    folds = sorted({r.get("fold") for r in rows}, key=lambda f: f or 0)
+    for fold in folds:
+        mine = [r for r in rows if r.get("fold") == fold]
+        train = [r for r in mine if "train_loss" in r]
+        val = [r for r in mine if "val_loss" in r]
+        tag = f" (fold {fold})" if fold else ""
+        line, = ax.plot([r["tokens"] for r in train], [r["train_loss"] for r in train], label=f"train{tag}", lw=1,
+                        alpha=0.8)
+        ax.plot([r["tokens"] for r in val], [r["val_loss"] for r in val], "o--" if fold else "o-", ms=3,
+                label=f"validation{tag}", color=line.get_color() if fold else None)
     ax.set_xscale("log")
     ax.set_xlabel("tokens")
     ax.set_ylabel("loss (nats/token)")
-    flag = " - validation-train gap growing" if gap_growing(rows) else ""
+    growing = any(gap_growing([r for r in rows if r.get("fold") == fold]) for fold in folds)
+    flag = " - validation-train gap growing" if growing else ""
     ax.set_title(f"{title}{flag}", fontsize=9)
     ax.legend()
     return fig

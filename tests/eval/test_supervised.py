@@ -108,6 +108,7 @@ def test_kfold_fine_tuning_makes_k_fits_on_a_users_labeled_file(brief_run, tmp_p
     assert {r["fold"] for r in metric_rows} == {1, 2, 3}
     assert result["epochs"] == sum(1 for r in metric_rows if "train_loss" in r)  # epochs of all k fits
     assert not (run_dir / "checkpoints").exists()  # k fits estimate the procedure; none is the model
+    assert (run_dir / "learning_curve.png").is_file()  # a pair of lines per fold
 
 
 def one_error(capsys, argv) -> str:
