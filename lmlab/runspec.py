@@ -120,7 +120,7 @@ def run_location(cfg: Mapping) -> tuple[str, Path]:
 def hashed_view(cfg: Mapping) -> dict:
     """The config as its run id hashes it: the branch keys only when set, so that ordinary runs keep the ids
     they had before branches existed."""
-    budget = {k: v for k, v in cfg["budget"].items() if k not in ("branches", "branch") or v is not None}
+    budget = {k: v for k, v in cfg["budget"].items() if k not in ("branches", "branch") or v}  # [] is no branches
     return {**cfg, "budget": budget}
 
 

@@ -64,8 +64,9 @@ def check_branches(cfg: dict) -> None:
     if bad:
         raise ConfigError(f"budget.branches={budget['branches']}: expected fractions of the budget in (0, 1), "
                           f"got {bad[0]!r}")
-    if cfg["schedule"]["decay_frac"] <= 0:
-        raise ConfigError("schedule.decay_frac=0 with budget.branches: a branch is a cooldown; expected a fraction > 0")
+    if not 0 < cfg["schedule"]["decay_frac"] < 1:
+        raise ConfigError(f"schedule.decay_frac={cfg['schedule']['decay_frac']} with budget.branches: expected a fraction "
+                          f"in (0, 1) (a branch is a cooldown, the trunk the stable phase before it)")
     if budget.get("branch") is not None and float(budget["branch"]) not in fractions(budget):
         raise ConfigError(f"budget.branch={budget['branch']!r}: expected one of {fractions(budget)} "
                           f"(budget.branches and 1.0)")
