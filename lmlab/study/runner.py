@@ -34,6 +34,7 @@ class RunState:
     loss: float | None = None
     wall_s: float | None = None
     reason: str | None = None
+    tokens: int = 0       # trained so far, as of its last checkpoint (a running run's)
 
 
 def run_state(run: PlannedRun, run_dir: Path) -> RunState:
@@ -43,7 +44,7 @@ def run_state(run: PlannedRun, run_dir: Path) -> RunState:
         return RunState(run, "missing", None)
     result = record.result() or {}
     return RunState(run, status["status"], status.get("updated_at"), result.get("final_val_loss"),
-                    result.get("wall_s"), status.get("reason"))
+                    result.get("wall_s"), status.get("reason"), status.get("tokens") or 0)
 
 
 def budget_label(run: PlannedRun) -> str:
@@ -68,12 +69,14 @@ class Progress:
         self.start = time.monotonic()
         self.out = out
 
-    def ended(self, s: RunState) -> None:
+    def ended(self, s: RunState, in_flight: float) -> None:
+        """in_flight: the compute the running runs have trained so far (they share the machine with the ended ones)."""
         self.n_ended += 1
         self.done_compute += s.run.compute
+        done = self.done_compute + in_flight
         elapsed = time.monotonic() - self.start
-        left = self.todo_compute - self.done_compute
-        eta = elapsed * left / self.done_compute if self.done_compute and left > 0 else 0.0 if left <= 0 else None
+        left = self.todo_compute - done
+        eta = elapsed * left / done if done and left > 0 else 0.0 if left <= 0 else None
         what = f"loss {s.loss:.4f}" if s.loss is not None else f"{s.state}: {s.reason or 'no reason recorded'}"
         print(f"[{self.n_ended}/{self.n_total}] {s.run.size} {budget_label(s.run)}: {what}, "
               f"{duration(s.wall_s)} | study ETA {duration(eta)}", file=self.out, flush=True)
@@ -122,17 +125,20 @@ def _start(ladder: dict, runs: list[PlannedRun], launcher: list[str], log_path: 
 class _Watcher:
     """Calls on_end once for each run whose status turns final or failed after launch."""
 
-    def __init__(self, runs, run_dirs, before, on_end: Callable[[RunState], None]):
+    def __init__(self, runs, run_dirs, before, on_end: Callable[[RunState, float], None]):
         self.pending = {r.name: r for r in runs}
         self.run_dirs, self.before, self.on_end = run_dirs, before, on_end
 
     def poll(self) -> None:
-        for name, run in list(self.pending.items()):
-            s = run_state(run, self.run_dirs[name])
-            old = self.before[name]
-            if s.state in ENDED and (s.state, s.stamp) != (old.state, old.stamp):
-                del self.pending[name]
-                self.on_end(s)
+        states = {name: run_state(run, self.run_dirs[name]) for name, run in self.pending.items()}
+        ended = [s for name, s in states.items() if s.state in ENDED
+                 and (s.state, s.stamp) != (self.before[name].state, self.before[name].stamp)]
+        for s in ended:
+            del self.pending[s.run.name]
+        in_flight = sum(s.run.compute * min(s.tokens / s.run.tokens, 1.0) for s in states.values()
+                        if s.state == "running")
+        for s in ended:
+            self.on_end(s, in_flight)
 
     def finish(self) -> None:
         """Runs whose sweep ended without them ending (a killed job): reported as they are."""
@@ -140,4 +146,4 @@ class _Watcher:
             s = run_state(run, self.run_dirs[name])
             s.reason = s.reason or f"its sweep ended while the run was {s.state}"
             del self.pending[name]
-            self.on_end(s)
+            self.on_end(s, 0.0)

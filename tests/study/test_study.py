@@ -14,14 +14,14 @@ from tests.conftest import run_cli
 
 LADDER = Path(__file__).with_name("tiny_ladder.yaml")
 # kaplan_c (L = (Cc/C)^a) has 2 parameters: the 4 runs of the smaller size are enough to fit it
-FAST_FIT = ["--law", "kaplan_c", "--bootstrap", "20"]
+FAST_FIT = ["--law", "kaplan_c", "--bootstrap", "20", "--jobs", "2"]
 HELDOUT = re.compile(r"^held-out (\S+): predicted ([\d.]+) \[([\d.]+), ([\d.]+)\], actual ([\d.]+), error ([-+\d.]+)%$",
                      re.M)
 
 
 def study(tmp_path: Path, data_root: Path, *args: str, runs: str = "runs"):
     env = {"LMLAB_RUNS_DIR": str(tmp_path / runs), "LMLAB_DATA_DIR": str(data_root)}
-    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), "-o", str(tmp_path / "study"), *args], env=env)
+    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), "-o", str(tmp_path / "study"), *args], env=env, timeout=1800)
 
 
 def results(runs_dir: Path) -> dict[str, float]:
