@@ -54,7 +54,7 @@ def run(args) -> int:
     run_dirs = find_run_dirs(args.runs)
     audits = audit_runs(run_dirs, lexicon, templates, args)
     study = len(audits) > 1 or (args.output and Path(args.output).suffix in TABLE_SUFFIXES)
-    return report_study(audits, lexicon, args) if study else report_one(audits[0], args)
+    return report_study(audits, args) if study else report_one(audits[0], args)
 
 
 def audit_runs(run_dirs: list[Path], lexicon, templates, args) -> list[dict]:
@@ -133,12 +133,12 @@ def study_table(audits: list[dict]):
     return pd.DataFrame(rows).sort_values(["n_params", "flops_6n"], ignore_index=True)
 
 
-def report_study(audits: list[dict], lexicon, args) -> int:
-    from lmlab.audit.trend import figure, save_png, trends
+def report_study(audits: list[dict], args) -> int:
+    from lmlab.audit.trend import bias_figure, bias_metrics, trends
     from lmlab.io import dumps, write_json, write_table
 
     df = study_table(audits)
-    metrics = [m for m in ["stereotype_share", *(f"gap.{d}" for d in lexicon)] if m in df and df[m].notna().any()]
+    metrics = bias_metrics(df)
     trend = trends(df, metrics)
     out = {"runs": audits, "trend": trend}
     if args.output:
@@ -147,9 +147,7 @@ def report_study(audits: list[dict], lexicon, args) -> int:
             write_json(path, out)
         else:
             write_table(df, path)
-            labels = {"stereotype_share": "share preferring the stereotype",
-                      **{f"gap.{d}": f"{d}: preference gap (nats)" for d in lexicon}}
-            save_png(figure(df, metrics, labels), path.with_suffix(".png"))
+            bias_figure(df, path.with_suffix(".png"))
     if args.json:
         print(dumps(out, indent=2))
         return 0

@@ -1,7 +1,9 @@
 """A metric against scale across a study: a log-linear trend (y = a + b log10 x) and its figure.
 
 Shared by the bias audit and the compression study: both ask whether a larger model (or more
-compute) will score higher or lower before that model is trained.
+compute) will score higher or lower before that model is trained. `bias_figure` draws the bias
+metrics of a study table: the table of `lmlab audit bias -o`, or a collected runs table whose runs
+were audited along training (audit.<metric> columns, prefix "audit.").
 """
 
 from __future__ import annotations
@@ -86,3 +88,21 @@ def save_png(fig, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
+
+
+def bias_metrics(df, prefix: str = "") -> list[str]:
+    """The bias metrics a study table holds values for: the stereotype share, then each dimension's gap."""
+    names = [c for c in df.columns if c == f"{prefix}stereotype_share" or c.startswith(f"{prefix}gap.")]
+    return [c for c in names if df[c].notna().any()]
+
+
+def bias_figure(df, path: str | Path, prefix: str = "") -> dict:
+    """The bias metrics of `df` against parameters and compute with their log-linear trends, saved as a
+    PNG at `path`; returns metric -> scale -> trend ({} and no figure when `df` has no bias metric)."""
+    metrics = bias_metrics(df, prefix)
+    if not metrics:
+        return {}
+    labels = {m: ("share preferring the stereotype" if m.endswith("stereotype_share")
+                  else f"{m.removeprefix(prefix + 'gap.')}: preference gap (nats)") for m in metrics}
+    save_png(figure(df, metrics, labels), path)
+    return trends(df, metrics)

@@ -126,12 +126,9 @@ def print_table(rows: list[dict]) -> None:
 
 
 def write_study(rows: list[dict], path: Path) -> None:
-    import pandas as pd
-
-    from lmlab.audit.trend import figure, save_png
+    from lmlab.compress.study import compression_figure, compression_table
     from lmlab.io import write_table
 
-    df = pd.DataFrame(rows).sort_values(["n_params", "flops_6n"], kind="stable", ignore_index=True)
+    df = compression_table(rows)
     write_table(df, path)
-    fig = figure(df, ["loss_increase"], {"loss_increase": "validation loss increase (nats)"}, series="level")
-    save_png(fig, path.with_suffix(".png"))
+    compression_figure(df, path.with_suffix(".png"))

@@ -4,7 +4,8 @@ Runs table: one row per run with the flattened config (dotted keys: model.size, 
 result (n_params, n_params_nonembedding, tokens, flops_6n, flops_exact, final_val_loss, ...), the
 status and its reason, and the last point of the metrics (last_tokens, last_val_loss, ...), so
 running, failed and preempted runs are kept and labelled, never dropped. An evaluated run also has
-its task results (eval.json) as eval.<task>.<metric> columns (lmlab.eval.results.eval_columns).
+its task results (eval.json) as eval.<task>.<metric> columns (lmlab.eval.results.eval_columns), and a
+run audited along training its last bias audit as audit.<metric> columns (lmlab.audit.curve.audit_columns).
 A planned run has its prediction (prediction.loss, .lo, .hi, ...) and, once completed, its score
 (prediction.inside, prediction.error_pct; lmlab.runs.predictions).
 Curves table (long form): run_id, kind (train | val), step, tokens, flops_6n, flops_exact, loss,
@@ -60,6 +61,7 @@ def collect(paths):
 
 def _collect_one(run_dir: Path):
     from lmlab.errors import DataError
+    from lmlab.audit.curve import audit_columns
     from lmlab.eval.results import eval_columns
     from lmlab.io import read_jsonl
     from lmlab.runs.predictions import scored_columns
@@ -89,6 +91,7 @@ def _collect_one(run_dir: Path):
     row["slurm_job_id"] = status.get("slurm_job_id")
     row.update(_last_points(metrics))
     row.update(eval_columns(run_dir))  # eval.<task>.<metric> from eval.json (lmlab-eval), if evaluated
+    row.update(audit_columns(run_dir))  # audit.<metric> from audit_curve.jsonl (audit.every_val), if audited
     points = [_curve_point(row, m) for m in metrics if "val_loss" in m or "train_loss" in m]
     return row, points
 

@@ -6,6 +6,7 @@ import pytest
 
 from lmlab.audit.curve import audit_columns
 from lmlab.io import read_jsonl
+from lmlab.runs.collect import collect
 from tests.audit import toy
 from tests.audit.test_bias import TOY_TEMPLATES, cli_json, write_jsonl
 from tests.conftest import run_cli
@@ -29,6 +30,8 @@ def test_audits_at_validation_milestones_end_with_the_audit_of_the_final_checkpo
     assert [rows[-1]["stereotype_share_lo"], rows[-1]["stereotype_share_hi"]] == final["stereotype_share"]["interval"]
     columns = audit_columns(run_dir)
     assert columns["audit.gap.gender"] == rows[-1]["gap.gender"] and "audit.step" not in columns
+    runs, _ = collect([run_dir])  # the study table carries the final audit
+    assert runs.loc[0, "audit.gap.gender"] == rows[-1]["gap.gender"] and "audit.stereotype_share" in runs
 
 
 def test_a_missing_template_file_stops_training_in_one_line(trained_toy_run, tmp_path):
