@@ -16,7 +16,8 @@
   plan           the planned run and its Hydra experiment config
   study          the columns of a study table that feed a law
   fitjson        the fit file
-  plots          figures (PNG and SVG)
+  plots          figures (PNG and SVG); `plots.predictions` draws the predictions on record, which
+                 lmlab.runs.predictions.load_predictions / calibration load from run directories
   reference      public reference data shipped in the package (Chinchilla points, IsoFLOP studies)
   cli_fit, cli_plan, cli_predict, cli_args   the `lmlab fit | plan | predict` commands
 

@@ -214,9 +214,13 @@ def loss_curves(curves, x: str = "tokens", y: str = "loss", size: str = "n_param
     return fig
 
 
-def predictions(table, calib) -> Figure:
-    """Predictions on record (lmlab.runs.predictions): each scored run's predicted loss and interval
-    against the loss it reached, and the coverage of the intervals against their nominal level."""
+def predictions(table, calib=None) -> Figure:
+    """Predictions on record (lmlab.runs.predictions.load_predictions' table): each scored run's predicted
+    loss and interval against the loss it reached, and the coverage of the intervals against their
+    nominal level (calib: lmlab.runs.predictions.calibration of the table, computed when absent)."""
+    if calib is None:
+        from lmlab.runs.predictions import calibration
+        calib = calibration(table)
     fig, (ax, cov) = _subplots(2, figsize=(11.0, 4.4))
     scored = table[table["state"] == "scored"]
     for inside, color, label in ((True, "tab:blue", "inside its interval"), (False, "crimson", "outside")):

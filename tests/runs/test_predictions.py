@@ -90,6 +90,17 @@ def test_predictions_cli_prints_the_table_and_writes_the_figure(records, tmp_pat
     assert {c["level"]: c["inside"] for c in doc["calibration"]} == {0.9: 7, 0.5: 1}
 
 
+def test_the_figure_shows_each_scored_prediction_and_the_coverage_per_level(records):
+    from lmlab.analysis.plots import predictions
+
+    table = load_predictions([records])
+    ax, cov = predictions(table).axes
+    shown = sorted(x for line in ax.lines if line.get_marker() == "o" for x in line.get_xdata())
+    assert shown == sorted(table.loc[table["state"] == SCORED, "actual"])
+    coverage = sorted(y for line in cov.lines if line.get_marker() == "o" for y in line.get_ydata())
+    assert coverage == pytest.approx(sorted(calibration(table)["fraction"]))
+
+
 def test_no_prediction_at_all_or_no_runs_is_one_error_line(tmp_path, capsys):
     write_run(tmp_path / "runs", "plain")
     for argv, words in ((["predictions", str(tmp_path / "runs")], "carries a prediction"),
