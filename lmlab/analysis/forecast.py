@@ -6,13 +6,15 @@ points together with the completed runs of the same size in its study (other sch
 seeds share the law's parameters), which is what makes an early forecast of a small run hold.
 `forecast_run` is the constant-rate baseline L(D) = E + B D^-beta: for a decaying schedule it is a
 bound, not a prediction. Both intervals resample curve points (or runs, given five or more), which
-ignores the points' correlation along a curve. `compute_efficient_tokens` is Kaplan et al.'s
+ignores the points' correlation along a curve; the schedule-aware one also covers the scatter of one
+validation about the law (the fit's RMS residual), since the loss it is checked against carries it. `compute_efficient_tokens` is Kaplan et al.'s
 compute-efficient stopping point (their App. B.5: stop about 10% above the converged loss E).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,9 @@ def forecast_curve(curve: Curve, *, upto: float | None = None, study: list[Curve
     same = [c for c in study if c.run_id != curve.run_id and c.n_params == curve.n_params]
     cf = fit_curves([seen, *same], n_resamples=n_resamples, level=level, seed=seed)
     lo, hi = cf.interval(curve, [final])
+    # the law's interval, widened by the scatter of one validation about it (what "actual" will carry)
+    spread = NormalDist().inv_cdf(0.5 + level / 2) * float(np.sqrt(np.mean(cf.fit.residuals() ** 2)))
+    lo, hi = lo * np.exp(-spread), hi * np.exp(spread)
     reached = len(curve.steps) and curve.steps[-1] == final
     return Forecast(final_tokens=final * curve.tokens_per_step, loss=float(cf.predict(curve, [final])[0]),
                     lo=float(lo[0]), hi=float(hi[0]), fit=cf.fit, final_step=final,
