@@ -10,6 +10,7 @@ import torch
 from lmlab.errors import ConfigError, LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.train.schedules import lr_lambda
+from lmlab.train.strategy import clip_grad_norm
 
 
 class NonFiniteLoss(LmlabError):
@@ -67,7 +68,7 @@ class LanguageModel(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # Clip here rather than through Trainer(gradient_clip_val) so the pre-clip norm is recorded.
         max_norm = self.optim["grad_clip"] or float("inf")
-        self.grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm).item()
+        self.grad_norm = clip_grad_norm(self, max_norm)  # over all ranks' shards under FSDP
 
     def configure_optimizers(self):
         o, s = self.optim, self.schedule

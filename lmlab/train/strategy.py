@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from lmlab.errors import ConfigError
-from lmlab.models.gpt import Block
+from lmlab.models.gpt import GPT, Block
 
 
 def training_strategy(trainer_cfg: dict, model: torch.nn.Module):
@@ -33,8 +33,22 @@ def fsdp_strategy(accelerator: str, checkpointing: bool):
                           f"needs CUDA GPUs; expected trainer=gpu (or trainer.strategy=ddp|auto on CPU)")
     from lightning.pytorch.strategies import FSDPStrategy
 
-    return FSDPStrategy(auto_wrap_policy={Block}, activation_checkpointing_policy={Block} if checkpointing else None,
+    # The GPT is a unit of its own besides its blocks: validation and in-loop evaluation call it
+    # directly (not through the LightningModule), and its unit then gathers the embeddings and head.
+    return FSDPStrategy(auto_wrap_policy={Block, GPT}, activation_checkpointing_policy={Block} if checkpointing else None,
                         sharding_strategy="FULL_SHARD", state_dict_type="full")
+
+
+def clip_grad_norm(module, max_norm: float) -> float:
+    """Clip a LightningModule's gradients to a total norm of max_norm; returns the norm before clipping.
+    Under FSDP each rank holds a shard of the gradients: the root unit's clip_grad_norm_ takes the norm
+    over all of them (torch's clip_grad_norm_ would clip each shard by its own norm)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    wrapped = module.trainer.strategy.model
+    if isinstance(wrapped, FullyShardedDataParallel):
+        return wrapped.clip_grad_norm_(max_norm).item()
+    return torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm).item()
 
 
 def checkpoint_blocks(model: torch.nn.Module) -> None:

@@ -107,7 +107,7 @@ def test_an_explicit_strategy_that_fits_is_kept_and_the_rendered_run_composes(tm
     from lightning.pytorch.strategies import FSDPStrategy
 
     from lmlab.config import compose_train
-    from lmlab.models.gpt import Block
+    from lmlab.models.gpt import GPT, Block
     from lmlab.runspec import plain
     from lmlab.train.strategy import training_strategy
 
@@ -118,5 +118,5 @@ def test_an_explicit_strategy_that_fits_is_kept_and_the_rendered_run_composes(tm
     cfg = compose_train([f"{k}={v}" for k, v in args.items()])
     strategy = training_strategy(plain(cfg)["trainer"], None)  # what the rendered run trains with on its GPUs
     assert isinstance(strategy, FSDPStrategy) and strategy.sharding_strategy.name == "FULL_SHARD"
-    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Block}
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Block, GPT}
     assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {Block}
