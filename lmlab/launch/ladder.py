@@ -63,7 +63,7 @@ class PlannedRun:
     steps: int
     batch: int  # sequences per optimizer step
     lr: float
-    budget_override: str  # budget.chinchilla_multiple=... or budget.flops=... (of the launch, for branches)
+    budget_override: str  # budget.chinchilla_multiple=... or budget.flops=... (a branch's own; its trunk's launches it)
     trained_compute: float  # what training it costs: a branch's cooldown only, the trunk's steps for a trunk
     est_seconds: float | None
     role: str = "run"  # run (independent) | trunk | branch (lmlab.train.branches)
@@ -193,12 +193,12 @@ def _planned(ladder: dict, base: dict, seed: int, budget_key: str, value: float,
     # float(): the schema types every budget key as a float, and the run id hashes the typed value
     cfg = {**base, "seed": seed, "budget": {**base["budget"], "tokens": None, "chinchilla_multiple": None, "flops": None,
                                             budget_key: float(value)}}
-    spec = resolve_run(cfg, ladder["vocab_size"])
+    spec, override = resolve_run(cfg, ladder["vocab_size"]), f"budget.{budget_key}={value:g}"
     if spec.member is None:
-        return [_planned_run(spec, f"budget.{budget_key}={value:g}", flops_per_s)]
-    branches = [resolve_run(member_cfg(cfg, f), ladder["vocab_size"]) for f in fractions(cfg["budget"])]
-    return [_planned_run(spec, f"budget.{budget_key}={value:g}", flops_per_s),
-            *(_planned_run(b, f"budget.{budget_key}={value:g}", flops_per_s, spec.run_id) for b in branches)]
+        return [_planned_run(spec, override, flops_per_s)]
+    return [_planned_run(spec, override, flops_per_s),  # the trunk: the launch's budget, which its command sets
+            *(_planned_run(resolve_run(member_cfg(cfg, f), ladder["vocab_size"]), f"budget.{budget_key}={value * f:g}",
+                           flops_per_s, spec.run_id) for f in fractions(cfg["budget"]))]
 
 
 def _planned_run(spec, budget_override: str, flops_per_s: float | None, trunk: str | None = None) -> PlannedRun:

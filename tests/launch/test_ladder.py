@@ -148,6 +148,7 @@ def test_a_branched_ladder_plans_every_budget_for_well_under_60_percent_of_the_c
         assert trunk.relative_dir == f".trunks/{trunk.name}" and branches[0].relative_dir == branches[0].name
         full = branches[-1]
         assert [b.tokens / full.tokens for b in branches] == pytest.approx([0.25, 0.5, 0.75, 1], abs=0.01)
+        assert [b.budget_override for b in branches] == [f"budget.chinchilla_multiple={m:g}" for m in (0.25, 0.5, 0.75, 1)]
         assert trunk.trained_compute + sum(b.trained_compute for b in branches) < 0.6 * sum(b.compute for b in branches)
     assert main(["ladder", "plan", "cpu_branched", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
