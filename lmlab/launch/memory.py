@@ -190,8 +190,10 @@ def plan_memory(gpt_config: GPTConfig, trainer: dict, gpu: str | None = None) ->
     strategy auto (or absent): lmlab chooses strategy, micro-batch and checkpointing (choose_strategy);
     ddp or fsdp: the given setting is estimated and refused in one line if it does not fit. Returns the
     estimate plus `gpu`, `gpu_memory_bytes`, `budget_bytes`, the totals `with_checkpointing` and
-    `without_checkpointing` of the chosen strategy and micro-batch, the training `overrides` that run
-    it, and report `lines`."""
+    `without_checkpointing` of the chosen strategy and micro-batch, `chosen` (whether lmlab chose the
+    setting), the training `overrides` that run it, and report `lines`."""
+    from lmlab.runspec import accumulation_steps
+
     gpu = gpu or profile_gpu()
     memory = gpu_memory_bytes(gpu)
     world = int(trainer["devices"]) * int(trainer["nodes"])
@@ -204,8 +206,7 @@ def plan_memory(gpt_config: GPTConfig, trainer: dict, gpu: str | None = None) ->
     else:
         checkpointing = bool(trainer.get("activation_checkpointing"))
         plan = estimate_memory(gpt_config, int(trainer["micro_batch_size"]), precision, world, strategy, checkpointing)
-        plan.update(accumulation=int(trainer["global_batch_size"]) // (world * plan["micro_batch"]),
-                    budget_bytes=int(memory * USABLE_FRACTION) - RESERVED_BYTES)
+        plan.update(accumulation=accumulation_steps(trainer), budget_bytes=int(memory * USABLE_FRACTION) - RESERVED_BYTES)
         if plan["total"] > plan["budget_bytes"]:
             raise ConfigError(f"trainer.strategy={strategy} with micro_batch_size={plan['micro_batch']}"
                               f"{' and activation checkpointing' if checkpointing else ''} needs "
@@ -215,6 +216,7 @@ def plan_memory(gpt_config: GPTConfig, trainer: dict, gpu: str | None = None) ->
     both = {ckpt: estimate_memory(gpt_config, plan["micro_batch"], precision, world, plan["strategy"], ckpt)["total"]
             for ckpt in (False, True)}
     plan.update(gpu=gpu, gpu_memory_bytes=memory, with_checkpointing=both[True], without_checkpointing=both[False],
+                chosen=strategy == "auto",
                 overrides=[f"trainer.strategy={plan['strategy']}", f"trainer.micro_batch_size={plan['micro_batch']}",
                            f"trainer.activation_checkpointing={str(plan['activation_checkpointing']).lower()}"])
     return {**plan, "lines": memory_lines(plan)}

@@ -112,8 +112,7 @@ def memory_plan(cfg, opts: dict) -> dict:
 def training_overrides(opts: dict) -> list[str]:
     """The user's overrides, with the memory plan's strategy, micro-batch and checkpointing when lmlab chose them."""
     memory = opts["memory"]
-    if memory is None or any(o.split("=", 1)[0].lstrip("+~") == "trainer.strategy" and o.split("=", 1)[1] != "auto"
-                             for o in opts["overrides"]):
+    if memory is None or not memory["chosen"]:  # CPU tasks, or the config names its strategy: run it as given
         return opts["overrides"]
     chosen = {o.split("=", 1)[0] for o in memory["overrides"]}
     return [o for o in opts["overrides"] if o.split("=", 1)[0].lstrip("+~") not in chosen] + memory["overrides"]

@@ -52,6 +52,8 @@ def test_options_come_from_a_config_file_and_the_command_line_wins(tmp_path):
     (["--nodes", "1", "--gpu", "L4", "trainer=gpu", "model.size=1.6b", "model.seq_len=2048", "trainer.strategy=ddp"],
      "trainer.strategy=ddp with micro_batch_size=32 needs"),
     (["trainer.strategy=zero3"], "trainer.strategy"),
+    (["trainer=gpu", "trainer.strategy=ddp", "trainer.micro_batch_size=24"],
+     "trainer.global_batch_size=256 must be a multiple of micro_batch_size x devices x nodes = 192"),
 ])
 def test_bad_options_are_one_clear_error(capsys, args, message):
     assert main(["launch", "render", *args]) == 2
