@@ -12,14 +12,16 @@
   allocation     compute-optimal N and D (closed form for Chinchilla), power laws
   holdout        the extrapolation testbed
   diagnostics    residual summaries and the guard-rail warnings of a fit
+  curve_law      a loss-curve law that knows the learning-rate schedule (Tissue et al. 2024)
   forecast       a run's final loss from its partial curve; compute-efficient stopping
+  frontier       the compute-efficient frontier of a study's curves (`lmlab frontier`)
   plan           the planned run and its Hydra experiment config
   study          the columns of a study table that feed a law
   fitjson        the fit file
   plots          figures (PNG and SVG); `plots.predictions` draws the predictions on record, which
                  lmlab.runs.predictions.load_predictions / calibration load from run directories
   reference      public reference data shipped in the package (Chinchilla points, IsoFLOP studies)
-  cli_fit, cli_plan, cli_predict, cli_args   the `lmlab fit | plan | predict` commands
+  cli_fit, cli_plan, cli_predict, cli_frontier   the `lmlab fit | plan | predict | frontier` commands
 
 Nothing is imported here, so `lmlab --help` stays fast.
 """
