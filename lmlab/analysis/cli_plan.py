@@ -3,6 +3,10 @@
 Sizes are counted at the vocabulary the fit's runs were counted at (fit.json `vocab_size`) unless
 --vocab-size says otherwise. With --json the plan (numbers, intervals, warnings and the experiment
 config's text) goes to stdout as one JSON document.
+
+The experiment config carries the prediction for the planned run (`prediction:` loss, lo, hi, level,
+law, the fit file and its sha256, the study: --study, else the table the fit was made from); the run
+keeps it in plan.json, and `lmlab predictions` scores it once the run completes.
 """
 
 from __future__ import annotations
