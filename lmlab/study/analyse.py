@@ -14,6 +14,7 @@ from pathlib import Path
 from lmlab.errors import FitError
 
 HOLDOUT = "max:N"   # the largest size (N as the fit counts it)
+DEFAULT_PLAN_MULTIPLE = 100.0   # the plan's budget: this many times the largest run's compute
 
 
 def collect_study(run_root: Path, run_ids: list[str], table: Path):
@@ -30,8 +31,9 @@ def collect_study(run_root: Path, run_ids: list[str], table: Path):
     return runs, curves
 
 
-def check_fittable(runs, law_name: str, n_col: str, where: str) -> None:
-    """Enough completed runs for the law once the largest size is held out; else one FitError line."""
+def check_fittable(runs, law_name: str, n_col: str, where: str) -> int:
+    """The number of completed runs fitted once the largest size is held out; too few for the law is one
+    FitError line."""
     from lmlab.analysis.laws import get_law
 
     done = runs[runs["status"] == "completed"] if runs is not None else None
@@ -43,6 +45,17 @@ def check_fittable(runs, law_name: str, n_col: str, where: str) -> None:
         raise FitError(f"{where}: {have} leave {fitted} to fit once the largest size is held out; law {law_name!r} "
                        f"has {n_free} parameters, so it needs at least {n_free} (relaunch to finish the runs, "
                        f"or choose a law with fewer parameters: --law kaplan_c has 2)")
+    return fitted
+
+
+def bootstrap_size(requested: int, fitted: int) -> tuple[int, str | None]:
+    """The resamples to draw and why none, when the fitted runs are too few to resample."""
+    from lmlab.analysis.fit import MIN_BOOTSTRAP_GROUPS
+
+    if requested and fitted < MIN_BOOTSTRAP_GROUPS:
+        return 0, (f"no bootstrap: {fitted} fitted runs, a bootstrap needs at least {MIN_BOOTSTRAP_GROUPS} "
+                   f"(no parameter-only intervals)")
+    return requested, None
 
 
 def fit_study(table: Path, fit_path: Path, figures: Path, log_path: Path, *, law: str, n_col: str,

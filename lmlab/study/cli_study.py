@@ -14,8 +14,7 @@ import argparse
 
 from lmlab import cli_args
 from lmlab.analysis.cli_fit import LAW_NAMES
-
-DEFAULT_PLAN_MULTIPLE = 100.0   # the plan's budget: this many times the largest run's compute
+from lmlab.study.analyse import DEFAULT_PLAN_MULTIPLE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,10 +13,12 @@ def heldout_rows(fit_doc: dict | None, states: list[RunState]) -> list[dict]:
     if not fit_doc or "holdout" not in fit_doc:
         return []
     runs = {s.run.name: s.run for s in states}
+    several_seeds = len({s.run.seed for s in states}) > 1
     rows = []
     for p in fit_doc["holdout"]["points"]:
         run = runs.get(p["label"])
-        rows.append({"size": run.size if run else p["label"], "budget": budget_label(run) if run else "",
+        budget = (budget_label(run) + (f" seed {run.seed}" if several_seeds else "")) if run else ""
+        rows.append({"size": run.size if run else p["label"], "budget": budget,
                      "compute": run.compute if run else 0.0, "predicted": p["predicted"], "lo": p["lo"],
                      "hi": p["hi"], "actual": p["actual"], "error": p["rel_error"],
                      "inside": p["lo"] <= p["actual"] <= p["hi"]})
@@ -61,8 +63,10 @@ def summary_lines(name: str, out_dir: Path, states: list[RunState], fit_doc: dic
               for s in states if s.state != "completed"]
     if fit_doc:
         params = ", ".join(f"{k} = {v:.4g}" for k, v in fit_doc["params"].items())
-        lines.append(f"law {fit_doc['law']} on N = {fit_doc['columns'].get('N')}: {params} "
+        on = f" on N = {fit_doc['columns']['N']}" if "N" in fit_doc["columns"] else ""
+        lines.append(f"law {fit_doc['law']}{on}: {params} "
                      f"({fit_doc['points']['n_points']} runs fitted)")
+        lines += [f"  warning: {w}" for w in fit_doc.get("warnings", [])]
     rows = heldout_rows(fit_doc, states)
     if rows:
         lines.append(heldout_line(rows[0]))
@@ -73,7 +77,7 @@ def summary_lines(name: str, out_dir: Path, states: list[RunState], fit_doc: dic
         lines.append(f"plan at C = {plan['flops']:.3g} FLOPs: N_opt = {plan['N_opt']:.3g}, D_opt = {plan['D_opt']:.3g}"
                      f"{loss}; nearest size {plan['size']} -> {out_dir / 'planned.yaml'}")
     if problem:
-        lines.append(f"missing: {problem}")
+        lines.append(problem if problem.startswith("no plan") else f"missing: {problem}")
     lines.append(f"written to {out_dir}: {', '.join(files)}")
     return lines
 

@@ -66,6 +66,7 @@ class Progress:
         self.todo_compute = sum(r.compute for r in todo)
         self.done_compute = 0.0
         self.n_total, self.n_ended = n_total, n_done_before
+        self.show_seed = len({r.seed for r in todo}) > 1
         self.start = time.monotonic()
         self.out = out
 
@@ -78,7 +79,8 @@ class Progress:
         left = self.todo_compute - done
         eta = elapsed * left / done if done and left > 0 else 0.0 if left <= 0 else None
         what = f"loss {s.loss:.4f}" if s.loss is not None else f"{s.state}: {s.reason or 'no reason recorded'}"
-        print(f"[{self.n_ended}/{self.n_total}] {s.run.size} {budget_label(s.run)}: {what}, "
+        seed = f" seed {s.run.seed}" if self.show_seed else ""
+        print(f"[{self.n_ended}/{self.n_total}] {s.run.size} {budget_label(s.run)}{seed}: {what}, "
               f"{duration(s.wall_s)} | study ETA {duration(eta)}", file=self.out, flush=True)
 
 

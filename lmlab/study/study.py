@@ -85,15 +85,22 @@ class Study:
         if collected is not None:
             files.append("study.parquet")
         try:
-            analyse.check_fittable(collected[0] if collected else None, o.law, o.n_col, f"study {self.name}")
+            fitted = analyse.check_fittable(collected[0] if collected else None, o.law, o.n_col, f"study {self.name}")
+            bootstrap, note = analyse.bootstrap_size(o.bootstrap, fitted)
             fit_doc = analyse.fit_study(out / "study.parquet", out / "fit.json", out / "figures", out / "analysis.log",
-                                        law=o.law, n_col=o.n_col, bootstrap=o.bootstrap, level=o.level)
+                                        law=o.law, n_col=o.n_col, bootstrap=bootstrap, level=o.level)
+            if note:
+                fit_doc.setdefault("warnings", []).append(note)
             files.append("fit.json")
-            flops = o.plan_flops or analyse.DEFAULT_PLAN_MULTIPLE * max(r.compute for r in self.runs)
-            plan = analyse.plan_study(out / "fit.json", flops, out / "planned.yaml", out / "analysis.log", out)
-            files.append("planned.yaml")
         except FitError as err:
             problem = str(err)
+        if fit_doc:
+            flops = o.plan_flops or analyse.DEFAULT_PLAN_MULTIPLE * max(r.compute for r in self.runs)
+            try:
+                plan = analyse.plan_study(out / "fit.json", flops, out / "planned.yaml", out / "analysis.log", out)
+                files.append("planned.yaml")
+            except FitError as err:
+                problem = f"no plan: {err}"
         figures = self.figures(collected, fit_doc)
         files += ["report.md", "figures/"]
         summary = report.summary_lines(self.name, out, self.states, fit_doc, plan, problem, files)
