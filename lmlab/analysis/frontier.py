@@ -28,6 +28,7 @@ from lmlab.errors import DataError, FitError
 from lmlab.runspec import COMPUTE
 
 MIN_RUNS = 2
+MIN_STOPPING_SIZES = 3
 MIN_LAW_POINTS = 6  # envelope points won by an interior size, below which the law uses them all
 
 
@@ -133,6 +134,9 @@ def stopping_points(pts: pd.DataFrame) -> tuple[pd.DataFrame, Fit]:
     use = pts[pts["step"] > pts["warmup_steps"]].assign(batch=lambda d: d["tokens"] / d["step"])
     n_col = ("n_params_nonembedding" if "n_params_nonembedding" in use and use["n_params_nonembedding"].notna().all()
              else "n_params")  # Kaplan's N is the non-embedding count
+    if use[n_col].nunique() < MIN_STOPPING_SIZES:  # two sizes cannot separate alpha_N from the rest
+        raise FitError(f"Kaplan's L(N, S_min) needs curves of at least {MIN_STOPPING_SIZES} sizes; "
+                       f"found {use[n_col].nunique()}")
     data = law_data(use.rename(columns={"step": "steps", "loss": "final_val_loss"}), KAPLAN_NS, {"N": n_col})
     fit = fit_law(KAPLAN_NS, data.X, data.y, columns=data.sources)
     p = fit.params

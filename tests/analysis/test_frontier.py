@@ -96,6 +96,14 @@ def test_frontier_cli_writes_tables_figure_and_json(tmp_path, capsys):
     assert (tmp_path / "out" / "frontier.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_two_sizes_give_an_envelope_but_no_stopping_points():
+    table, curves = synthetic_study()
+    two = table[table.n_params.isin(SIZES[:2])]
+    fr = frontier(two, curves, n_grid=20)
+    assert fr.stopping is None and fr.stopping_fit is None and set(fr.table.n_params) == set(SIZES[:2])
+    assert fr.notes == ["no stopping points: Kaplan's L(N, S_min) needs curves of at least 3 sizes; found 2"]
+
+
 def test_frontier_cli_bad_input_is_one_line(tmp_path, capsys):
     table, _ = synthetic_study()
     path = tmp_path / "study.csv"
