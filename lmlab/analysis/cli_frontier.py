@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     law = result.law
     if law is not None:
         print(f"frontier law {law.law.formula}: " + ", ".join(f"{k} = {v:.4g}" for k, v in law.params.items()))
-    for r in result.table.drop_duplicates("n_params").itertuples():
+    for r in result.best_size_changes().itertuples():
         print(f"  from C = {r.compute:.3g}: best size N = {r.n_params:,.0f} (loss {r.loss:.4f})")
     if result.stopping is not None:
         for r in result.stopping.itertuples():

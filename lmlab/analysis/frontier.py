@@ -1,7 +1,7 @@
 """The compute-efficient frontier of a study, from its runs' validation curves.
 
-- The envelope: at each compute on a log grid, the lowest loss any run's curve reaches there
-  (curves interpolated in log C, log L), and the run and size that reach it.
+- The envelope: at each compute on a log grid, the lowest loss any run's curve reaches at or below
+  it (curves interpolated in log C, log L), and the run and size that reach it.
 - The law of the frontier: L = E + (Cc/C)^alpha_C fitted to the envelope where an interior size
   wins it (Kaplan's L(C_min) with an irreducible term; the pure power law when that fit fails).
 - The compute-efficient stopping point of each size from Kaplan et al.'s L(N, S_min) =
@@ -46,12 +46,16 @@ class Frontier:
             return None if fit is None else {"law": fit.law.name, "formula": fit.law.formula, "params": fit.params,
                                              "converged": fit.converged}
 
-        best = self.table.drop_duplicates("n_params")
+        best = self.best_size_changes()
         return {"compute": COMPUTE, "grid_points": len(self.table), "runs": int(self.curves["run_id"].nunique()),
                 "frontier_law": law_json(self.law), "stopping_law": law_json(self.stopping_fit),
                 "best_size_from": [{"compute": float(r.compute), "n_params": float(r.n_params)} for r in best.itertuples()],
                 "stopping": None if self.stopping is None else self.stopping.to_dict(orient="records"),
                 "notes": self.notes}
+
+    def best_size_changes(self) -> pd.DataFrame:
+        """The envelope's rows where the best size changes (the first row included)."""
+        return self.table[self.table["n_params"].ne(self.table["n_params"].shift())]
 
     def figure(self):
         """Every curve coloured by size, the envelope, its law and each size's stopping point."""
@@ -98,7 +102,8 @@ def val_points(table: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def envelope(pts: pd.DataFrame, n_grid: int = 60) -> pd.DataFrame:
-    """At each compute of a log grid over the curves' span: the lowest interpolated loss, and whose."""
+    """At each compute of a log grid over the curves' span: the lowest loss reached at or below it
+    (curves interpolated in log C, log L), and the run and size that reach it."""
     grid = np.geomspace(pts["compute"].min(), pts["compute"].max(), n_grid)
     best = np.full(n_grid, np.inf)
     who = np.full(n_grid, None, dtype=object)
@@ -110,6 +115,9 @@ def envelope(pts: pd.DataFrame, n_grid: int = 60) -> pd.DataFrame:
         loss[inside] = np.exp(np.interp(np.log(grid[inside]), c, l))
         better = loss < best
         best[better], who[better], size[better] = loss[better], run_id, float(g["n_params"].iloc[0])
+    for i in range(1, n_grid):  # a loss reached at less compute is reachable at more: the envelope never rises
+        if best[i - 1] < best[i]:
+            best[i], who[i], size[i] = best[i - 1], who[i - 1], size[i - 1]
     keep = np.isfinite(best)
     return pd.DataFrame({"compute": grid[keep], "loss": best[keep], "run_id": who[keep], "n_params": size[keep]})
 

@@ -104,6 +104,17 @@ def test_two_sizes_give_an_envelope_but_no_stopping_points():
     assert fr.notes == ["no stopping points: Kaplan's L(N, S_min) needs curves of at least 3 sizes; found 2"]
 
 
+def test_the_envelope_keeps_a_loss_reached_with_less_compute():
+    table = pd.DataFrame({"run_id": ["small", "big"], "status": "completed", "n_params": [1e6, 4e6]})
+    pts = [("small", 1e9, 4.0), ("small", 1e10, 3.0), ("big", 1e9, 6.0), ("big", 3e10, 3.5), ("big", 1e11, 2.5)]
+    curves = pd.DataFrame([{"run_id": r, "kind": "val", "step": i + 1, "tokens": c / 6e6, "flops_6n": c, "loss": l,
+                            "n_params": 1e6 if r == "small" else 4e6} for i, (r, c, l) in enumerate(pts)])
+    env = frontier(table, curves, n_grid=21).table.set_index("compute")
+    at = env.loc[env.index[np.argmin(np.abs(np.log(env.index / 3e10)))]]
+    assert at["loss"] == pytest.approx(3.0) and at["run_id"] == "small"  # the big run is still above what small reached
+    assert np.all(np.diff(env["loss"]) <= 0) and env["loss"].iloc[-1] == pytest.approx(2.5)
+
+
 def test_frontier_cli_bad_input_is_one_line(tmp_path, capsys):
     table, _ = synthetic_study()
     path = tmp_path / "study.csv"
