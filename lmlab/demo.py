@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from lmlab.cli import main as lmlab
 
     jobs = str(min(2, os.cpu_count() or 1))   # two one-thread runs at a time on a 2-core machine
-    args = ["study", "quickstart", "--jobs", jobs, *(argv if argv is not None else sys.argv[1:])]
+    args = ["study", "quickstart", *(argv if argv is not None else sys.argv[1:]), "--jobs", jobs]
     code = lmlab(args)
     if code in (0, 1):   # 1: some run failed; the study still reported what it could
         study = args[args.index("-o") + 1] if "-o" in args else os.path.join("studies", "quickstart")

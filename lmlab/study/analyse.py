@@ -42,9 +42,9 @@ def check_fittable(runs, law_name: str, n_col: str, where: str) -> int:
     fitted = int((done[n_col] < sizes[-1]).sum()) if len(sizes) > 1 else 0
     if fitted < n_free:
         have = f"{len(done) if done is not None else 0} completed run(s) of {len(sizes)} size(s)"
+        fewer = ", or a law with fewer parameters: --law kaplan_c has 2" if n_free > 2 else ""
         raise FitError(f"{where}: {have} leave {fitted} to fit once the largest size is held out; law {law_name!r} "
-                       f"has {n_free} parameters, so it needs at least {n_free} (relaunch to finish the runs, "
-                       f"or choose a law with fewer parameters: --law kaplan_c has 2)")
+                       f"has {n_free} parameters, so it needs at least {n_free} (relaunch to finish the runs{fewer})")
     return fitted
 
 

@@ -19,9 +19,11 @@ HELDOUT = re.compile(r"^held-out (\S+): predicted ([\d.]+) \[([\d.]+), ([\d.]+)\
                      re.M)
 
 
-def study(tmp_path: Path, data_root: Path, *args: str, runs: str = "runs"):
-    env = {"LMLAB_RUNS_DIR": str(tmp_path / runs), "LMLAB_DATA_DIR": str(data_root)}
-    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), "-o", str(tmp_path / "study"), *args], env=env, timeout=1800)
+def study(tmp_path: Path, data_root: Path, *overrides: str):
+    """`lmlab study LADDER OVERRIDES -o DIR` with a fast fit, its runs under tmp_path/runs."""
+    env = {"LMLAB_RUNS_DIR": str(tmp_path / "runs"), "LMLAB_DATA_DIR": str(data_root)}
+    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), *overrides, "-o", str(tmp_path / "study"), *FAST_FIT],
+                   env=env, timeout=1800)
 
 
 def results(runs_dir: Path) -> dict[str, float]:
@@ -29,8 +31,8 @@ def results(runs_dir: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_a_study_trains_fits_predicts_the_held_out_size_plans_and_a_relaunch_trains_nothing(tmp_path, data_root):
-    out = study(tmp_path, data_root, *FAST_FIT)
+def test_a_study_trains_fits_predicts_the_held_out_size_reports_and_a_relaunch_trains_nothing(tmp_path, data_root):
+    out = study(tmp_path, data_root)
     assert out.returncode == 0, out.stderr[-3000:]
     progress = re.findall(r"^\[(\d)/8\] (14k|25k) .* seed [01]: loss [\d.]+, .* \| study ETA", out.stdout, re.M)
     assert sorted(int(i) for i, _ in progress) == list(range(1, 9))
@@ -56,7 +58,7 @@ def test_a_study_trains_fits_predicts_the_held_out_size_plans_and_a_relaunch_tra
     assert f"written to {folder}" in out.stdout
 
     before = results(tmp_path / "runs")
-    again = study(tmp_path, data_root, *FAST_FIT)
+    again = study(tmp_path, data_root)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "8 of 8 runs already completed: not retrained" in again.stdout
     assert not re.search(r"^\[\d/8\]", again.stdout, re.M) and "training" not in again.stdout
@@ -68,7 +70,7 @@ def test_a_study_trains_fits_predicts_the_held_out_size_plans_and_a_relaunch_tra
 def test_a_failed_size_is_reported_and_the_study_says_why_it_cannot_fit(tmp_path, data_root):
     # the learning-rate rule gives 14k 0.03 and 25k an lr so large that its loss is not finite
     diverge = ["rules.lr.ref_n=113000", "rules.lr.coef=0.03", "rules.lr.exponent=600", "seeds=[0]"]
-    out = study(tmp_path, data_root, *FAST_FIT, *diverge)
+    out = study(tmp_path, data_root, *diverge)
     assert out.returncode == 2
     lines = out.stdout.splitlines()
     assert sum("failed" in line and line.startswith("  not completed: 25k") for line in lines) == 2
@@ -104,7 +106,7 @@ def test_a_study_on_the_local_slurm_cluster(tmp_path, data_root):
         pytest.skip("local SLURM cluster not running: make slurm-up")
     slurm = ["cluster=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
              "hydra.launcher.timeout_min=10"]
-    out = study(tmp_path, data_root, *FAST_FIT, *slurm)
+    out = study(tmp_path, data_root, *slurm)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert len(re.findall(r"^\[\d/8\] ", out.stdout, re.M)) == 8
     table = read_table(tmp_path / "study" / "study.parquet")
