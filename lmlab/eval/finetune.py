@@ -18,19 +18,13 @@ is skipped when relaunched with the same config.
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
 from lmlab.errors import ConfigError, LmlabError
-from lmlab.eval import labeled
 from lmlab.eval.augment import check_augment
 
 log = logging.getLogger("lmlab.eval")
@@ -42,27 +36,6 @@ USAGE = """usage: lmlab-finetune pretrained=<run dir> [task=era | task_file=<tas
 Fine-tune a pretrained run on a task's labeled examples (mode=head: a classification head; mode=masked:
 the language model, loss on the answer tokens only); writes a run record under runs_dir/group/.
 Keys: see conf/finetune.yaml. Also: python -m lmlab.eval.finetune ..."""
-
-
-class EpochRows(L.Callback):
-    """A train row and a validation row in metrics.jsonl after every epoch (with the fold under kfold)."""
-
-    def __init__(self, record, tokens_per_epoch: int, fold: int | None):
-        self.record, self.tokens_per_epoch, self.fold = record, tokens_per_epoch, fold
-        self.epochs = 0  # completed epochs (Lightning's current_epoch differs after an early stop)
-
-    def on_train_epoch_end(self, trainer, module) -> None:
-        m = trainer.callback_metrics
-        epoch = self.epochs = trainer.current_epoch + 1
-        base = {"step": trainer.global_step, "epoch": epoch, "tokens": epoch * self.tokens_per_epoch}
-        if self.fold is not None:
-            base["fold"] = self.fold
-        self.record.append_metrics({**base, "train_loss": float(m["train_loss"])})
-        if "val_loss" in m:
-            extra = {"val_accuracy": float(m["val_accuracy"])} if "val_accuracy" in m else {}
-            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]), **extra})
-            log.info("%sepoch %d: train loss %.4f, validation loss %.4f", f"fold {self.fold}, " if self.fold else "",
-                     epoch, float(m["train_loss"]), float(m["val_loss"]))
 
 
 def task_of(cfg: dict) -> dict:
@@ -80,6 +53,10 @@ def check(cfg: dict) -> None:
 
 def finetune(cfg: dict) -> dict:
     """Fine-tune, record, and return result.json's content (a completed run with this config: skipped)."""
+    import torch
+    from torch import nn
+
+    from lmlab.eval import labeled
     from lmlab.eval.tasks import tokenizer_sha256
     from lmlab.runs.load import load_model
     from lmlab.runs.record import RunRecord, config_hash
@@ -119,12 +96,21 @@ def finetune(cfg: dict) -> dict:
     return _record(cfg, record_cfg, rec, run_id, fits, outcomes)
 
 
-def _fit(cfg: dict, fit: labeled.Fit, pretrained: nn.Module, tok, rec, save: bool) -> dict:
-    """Train a fresh copy of the pretrained model on fit.train; its test entry and the zero-shot one."""
+def _fit(cfg: dict, fit, pretrained, tok, rec, save: bool) -> dict:
+    """Train a fresh copy of the pretrained model on fit (a labeled.Fit); its test entry and the zero-shot one."""
+    import copy
+
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from lmlab.eval import labeled
     from lmlab.eval.evaluate import summarise
     from lmlab.eval.scoring import Scores, score_task
-    from lmlab.eval.supervised import AnswerLM, Classifier
+    from lmlab.eval.supervised import AnswerLM, Classifier, EpochRows
     from lmlab.train.callbacks import save_checkpoint
+    from lmlab.train.run import quiet_lightning
+
+    quiet_lightning()
 
     L.seed_everything(cfg["seed"] + (fit.fold or 0), workers=True, verbose=False)
     masked, seq_len = cfg["mode"] == "masked", pretrained.cfg.seq_len
@@ -163,7 +149,7 @@ def _fit(cfg: dict, fit: labeled.Fit, pretrained: nn.Module, tok, rec, save: boo
             "n_params": sum(p.numel() for p in module.parameters())}
 
 
-def _combined(cfg: dict, fits: list[labeled.Fit], outcomes: list[dict]) -> dict:
+def _combined(cfg: dict, fits: list, outcomes: list[dict]) -> dict:
     """The eval.json entry: the single fit's, or under kfold the folds' summary (mean, spread, t interval)."""
     from lmlab.eval import schemes
     from lmlab.eval.results import HEADLINE
@@ -255,9 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    from lmlab.train.run import quiet_lightning
-
-    quiet_lightning()
     try:
         result = finetune(compose_finetune(argv))
     except LmlabError as err:

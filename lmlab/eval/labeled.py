@@ -64,8 +64,8 @@ def fits(task_cfg: dict, cfg: dict, data_dir, model_tokenizer: str) -> list[Fit]
         for part in PARTS:
             if not len(getattr(fit, part)):
                 where = f"fold {fit.fold}" if fit.fold else "the split"
-                raise DataError(f"task {task_cfg['name']}: {where} has no {PARTS[part]} examples, expected at least one "
-                                "(more examples, or other val_fraction/test_fraction/scheme.k)")
+                raise DataError(f"task {task_cfg['name']}: {where} has no {PARTS[part]} examples, expected at "
+                                "least one (more examples, or other val_fraction/test_fraction/scheme.k)")
     return out
 
 

@@ -1,8 +1,10 @@
 """The two ways to fine-tune a pretrained GPT on labeled data, as Lightning modules: a classification
 head on the final hidden state (Classifier), or the language model itself trained on (prompt, answer)
-sequences with the loss masked to the answer tokens (AnswerLM)."""
+sequences with the loss masked to the answer tokens (AnswerLM); and the per-epoch metrics rows."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -13,6 +15,8 @@ from torch.utils.data import DataLoader
 
 from lmlab.eval.labeled import IGNORE
 from lmlab.train.module import l1_penalty
+
+log = logging.getLogger("lmlab.eval")
 
 
 def answer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -89,3 +93,24 @@ class AnswerLM(_Finetune):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.model.param_groups(self.cfg["weight_decay"]), lr=self.cfg["lr"])
+
+
+class EpochRows(L.Callback):
+    """A train row and a validation row in metrics.jsonl after every epoch (with the fold under kfold)."""
+
+    def __init__(self, record, tokens_per_epoch: int, fold: int | None):
+        self.record, self.tokens_per_epoch, self.fold = record, tokens_per_epoch, fold
+        self.epochs = 0  # completed epochs (Lightning's current_epoch differs after an early stop)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        m = trainer.callback_metrics
+        epoch = self.epochs = trainer.current_epoch + 1
+        base = {"step": trainer.global_step, "epoch": epoch, "tokens": epoch * self.tokens_per_epoch}
+        if self.fold is not None:
+            base["fold"] = self.fold
+        self.record.append_metrics({**base, "train_loss": float(m["train_loss"])})
+        if "val_loss" in m:
+            extra = {"val_accuracy": float(m["val_accuracy"])} if "val_accuracy" in m else {}
+            self.record.append_metrics({**base, "val_loss": float(m["val_loss"]), **extra})
+            log.info("%sepoch %d: train loss %.4f, validation loss %.4f", f"fold {self.fold}, " if self.fold else "",
+                     epoch, float(m["train_loss"]), float(m["val_loss"]))

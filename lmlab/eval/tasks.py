@@ -166,7 +166,8 @@ def era_task(cfg: dict, docs: list[corpus.Document]) -> Task:
 
 def read_jsonl_task(cfg: dict) -> Task:
     """A user's task file: one JSON object per line, {"prompt": str, "choices": [str, ...], "label": int
-    or str} ("text" may stand for "prompt"). With `labels` in the config it is a classification task: choices may be left out, and
+    or str} ("text" may stand for "prompt"). With `labels` in the config it is a classification task:
+    choices may be left out, and
     every label must be one of `labels`."""
     if not cfg.get("path"):
         raise ConfigError(f"task {cfg['name']}: kind=jsonl needs path, the task file")

@@ -26,10 +26,13 @@ def test_lmlab_eval_explains_itself_and_refuses_a_directory_that_is_not_a_run(tm
 
 
 def test_lmlab_finetune_explains_itself_and_refuses_bad_input_in_one_line(tmp_path):
-    run = lambda *args: subprocess.run([str(BIN / "lmlab-finetune"), *args], cwd=tmp_path, capture_output=True,  # noqa: E731
-                                       text=True, timeout=120)
+    def run(*args):
+        return subprocess.run([str(BIN / "lmlab-finetune"), *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
     shown = run("--help")
-    assert shown.returncode == 0 and "lmlab-finetune pretrained=<run dir>" in shown.stdout and "mode=head|masked" in shown.stdout
+    assert shown.returncode == 0 and "lmlab-finetune pretrained=<run dir>" in shown.stdout
+    assert "mode=head|masked" in shown.stdout
     refused = run(f"pretrained={tmp_path}", "mode=masked")
     assert refused.returncode == 2
     assert refused.stderr.strip() == (f"lmlab-finetune: error: run dir {tmp_path}: no config.yaml, "

@@ -31,7 +31,7 @@ def test_a_fine_tuned_classifier_beats_the_majority_class_on_era(eval_runs, tmp_
     assert finetune(cfg) == result and (run_dir / "result.json").stat().st_mtime_ns == stamp  # skipped
 
 
-def test_fine_tuning_on_a_multiple_choice_task_is_one_error(eval_runs, tmp_path, capsys):
-    assert main([f"pretrained={eval_runs.brief}", "task=cloze", f"runs_dir={tmp_path}"]) == 2
+def test_fine_tuning_on_a_multiple_choice_task_is_one_error(brief_run, tmp_path, capsys):
+    assert main([f"pretrained={brief_run.dir}", "task=cloze", f"runs_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "kind=cloze cannot be fine-tuned on" in err

@@ -54,7 +54,7 @@ def test_the_held_out_sizes_accuracy_is_predicted_within_its_chained_interval():
 
 
 def test_a_table_without_the_tasks_columns_is_one_error():
-    with pytest.raises(FitError, match=r"column 'eval.cloze.task_loss' is not in the table: evaluate the runs on cloze"):
+    with pytest.raises(FitError, match=r"column 'eval.cloze.task_loss' is not in the table: evaluate the runs on"):
         predict_task_accuracy(study_table(), "cloze", {"N": 1e9, "D": 2e10})
     with pytest.raises(FitError, match="`at` lacks D"):
         predict_task_accuracy(study_table(), "era", {"N": 1e9})

@@ -49,11 +49,11 @@ def test_the_masked_loss_is_the_answers_loss_alone(brief_run):
 
 
 def test_a_masked_fine_tune_lowers_the_task_loss_and_is_a_run_like_any_other(brief_run, tmp_path):
-    from lmlab.eval.evaluate import evaluate_run
     from lmlab.eval.config import task_config
+    from lmlab.eval.evaluate import evaluate_run
 
-    assert main([f"pretrained={brief_run.dir}", "mode=masked", "task=era", "task.n_examples=100", f"runs_dir={tmp_path}",
-                 "n_train=160", "n_val=32", "batch_size=16", "lr=3e-3", *QUICK]) == 0
+    assert main([f"pretrained={brief_run.dir}", "mode=masked", "task=era", "task.n_examples=100",
+                 f"runs_dir={tmp_path}", "n_train=160", "n_val=32", "batch_size=16", "lr=3e-3", *QUICK]) == 0
     run_dir, = (tmp_path / "finetune").iterdir()
     result = json.loads((run_dir / "result.json").read_text())
     assert result["mode"] == "masked" and result["n_test"] == 100 and result["n_fits"] == 1
@@ -62,8 +62,10 @@ def test_a_masked_fine_tune_lowers_the_task_loss_and_is_a_run_like_any_other(bri
     assert result["task_loss_ci"][0] <= result["task_loss"] <= result["task_loss_ci"][1]
     # the fine-tuned checkpoint is a GPT that lmlab-eval scores to the same numbers
     holdout = {"name": "holdout", "n_boot": 10, "k": 2, "confidence": 0.95, "seed": 0}
-    again = evaluate_run(run_dir, [{**task_config("era"), "n_examples": 100}], holdout, output=tmp_path / "again.json")["tasks"]["era"]
-    assert again["accuracy"] == pytest.approx(result["accuracy"]) and again["task_loss"] == pytest.approx(result["task_loss"])
+    again = evaluate_run(run_dir, [{**task_config("era"), "n_examples": 100}], holdout,
+                         output=tmp_path / "again.json")["tasks"]["era"]
+    assert again["accuracy"] == pytest.approx(result["accuracy"])
+    assert again["task_loss"] == pytest.approx(result["task_loss"])
     rows = read_jsonl(run_dir / "metrics.jsonl")
     assert [r["epoch"] for r in rows if "train_loss" in r] == list(range(1, result["epochs"] + 1))
     for name in ("config.yaml", "status.json", "eval.json", "learning_curve.png", "checkpoints/last.ckpt"):
