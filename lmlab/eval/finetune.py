@@ -11,7 +11,8 @@ separate fits, each scored on its own fold, and reports the folds' mean, spread 
 The result is an ordinary run record in ${runs_dir}/${group}/<run id>: config.yaml, env.json,
 status.json, metrics.jsonl (a train and a validation row per epoch, with the fold under kfold),
 result.json (the test metrics, the majority-class baseline and the pretrained model's zero-shot
-scores on the same examples), eval.json, learning_curve.png and, for a single fit,
+scores on the same examples, by likelihood: under mode=head the fine-tuned task loss is the head's
+cross-entropy per example, so only the zero-shot accuracy compares), eval.json, learning_curve.png and, for a single fit,
 checkpoints/last.ckpt (mode=masked: a GPT checkpoint lmlab-eval can score). A completed fine-tune
 is skipped when relaunched with the same config.
 """
@@ -247,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmlab-finetune: error: {err}", file=sys.stderr)
         return 2
     spread = f" +- {result['accuracy_std']:.3f} over {result['n_fits']} folds" if result["n_fits"] > 1 else ""
+    # mode=head's task loss is the head's cross-entropy per example, not comparable to the LM's per token
+    zero_shot = f" (zero-shot {result['zero_shot_task_loss']:.3f})" if result["mode"] == "masked" else ""
     print(f"{result['task']} ({result['mode']}): accuracy {result['accuracy']:.3f}{spread} (majority "
           f"{result['majority_baseline']:.3f}, zero-shot {result['zero_shot_accuracy']:.3f}), macro f1 "
-          f"{result['f1']:.3f}, task loss {result['task_loss']:.3f} (zero-shot {result['zero_shot_task_loss']:.3f}); "
-          f"{result['epochs']} epoch(s)" + (" (stopped early)" if result["stopped_early"] else ""))
+          f"{result['f1']:.3f}, task loss {result['task_loss']:.3f}{zero_shot}; {result['epochs']} epoch(s)"
+          + (" (stopped early)" if result["stopped_early"] else ""))
     return 0
 
 
