@@ -9,7 +9,7 @@ a cooldown branch per budget). Then fits Chinchilla's L(N, D) with `lmlab fit --
 and prints each fit's error on the held-out size, the branched/independent loss of every pair and
 the compute of each ladder (training compute, in lmlab's unit).
 
-    .venv/bin/python experiments/branched-ladder/run.py [--out /tmp/branched-ladder] [--steps 240]
+    .venv/bin/python experiments/branched-ladder/run.py [--out /tmp/branched-ladder] [--steps 160] [--batch 8]
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def lmlab(*args: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/branched-ladder"))
-    parser.add_argument("--steps", type=int, default=240, help="optimizer steps of the largest budget T")
+    parser.add_argument("--steps", type=int, default=160, help="optimizer steps of the largest budget T")
     parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
     import logging
