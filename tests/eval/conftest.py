@@ -34,6 +34,13 @@ def train(data_root: Path, runs_dir: Path, tokens: int, extra_callbacks=lambda r
     return run
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that need the long run share one xdist worker (`make test`), so it is trained once."""
+    for item in items:
+        if "eval_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("eval_long_run"), append=False)
+
+
 @pytest.fixture(scope="session")
 def brief_run(data_root, tmp_path_factory) -> SimpleNamespace:
     """A 5-step run (seconds): enough for fine-tuning mechanics and bad input, without the long run."""
