@@ -16,7 +16,7 @@ Next (from the repository root):
   lmlab fit {study}/study.parquet --law chinchilla --n-col n_params_nonembedding --holdout max:N -o fit.json --plot figs
   lmlab study quickstart sizes=[14k,25k,55k,100k,220k,390k]   # a bigger ladder: completed runs are not retrained
   lmlab study cpu_grid cluster=slurm              # a study on SLURM (make slurm-up starts a local cluster)
-  LMLAB_STUDY=$PWD/{study} jupyter lab analysis/study_overview.ipynb   # the study in a notebook
+  LMLAB_STUDY={study_abs} jupyter lab analysis/study_overview.ipynb   # the study in a notebook
 """
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     code = lmlab(args)
     if code in (0, 1):   # 1: some run failed; the study still reported what it could
         study = args[args.index("-o") + 1] if "-o" in args else os.path.join("studies", "quickstart")
-        print(NEXT.format(study=study))
+        print(NEXT.format(study=study, study_abs=os.path.abspath(study)))
     return code
 
 
