@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 NOT_RUN = {
     "make demo": "the demo itself: CI runs `make test`, tests/test_pipeline.py covers the same stages",
     "make test": "this suite",
+    "lmlab study": "trains a ladder: tests/study/test_study.py runs studies end to end (local, SLURM, relaunch)",
     "make slurm-up": ".ci/run starts the cluster before the suite",
     "lmlab tune report": "needs a finished search: tests/tune runs one and reports it",
     "lmlab mup coord-check": "trains several widths: tests/tune checks it on numbers",
