@@ -85,8 +85,9 @@ class Progress:
 
 
 def launch(ladder: dict, runs: list[PlannedRun], run_dirs: dict[str, Path], launcher: list[str], log_dir: Path,
-           jobs: int, out=sys.stdout) -> list[RunState]:
-    """Train the runs not completed yet, `jobs` size sweeps at a time; the state of every run at the end."""
+           jobs: int, out=sys.stdout, trunks: list[PlannedRun] = ()) -> list[RunState]:
+    """Train the runs not completed yet, `jobs` size sweeps at a time; the state of every run at the end.
+    A branched ladder's trunks are launched with their size (that launch trains the branches) but not tracked."""
     before = {r.name: run_state(r, run_dirs[r.name]) for r in runs}
     todo = [r for r in runs if before[r.name].state not in FINAL]
     done = len(runs) - len(todo)
@@ -102,7 +103,8 @@ def launch(ladder: dict, runs: list[PlannedRun], run_dirs: dict[str, Path], laun
         while waiting or running:
             while waiting and len(running) < jobs:
                 size = waiting.pop(0)
-                running.append(_start(ladder, [r for r in runs if r.size == size], launcher, log_dir / f"{size}.log"))
+                launched = [r for r in (*runs, *trunks) if r.size == size]
+                running.append(_start(ladder, launched, launcher, log_dir / f"{size}.log"))
             time.sleep(POLL_S)
             watch.poll()
             running = [p for p in running if p.poll() is None]

@@ -39,6 +39,7 @@ class Study:
     out_dir: Path
     launcher: list[str]
     options: object         # the command's arguments (law, n_col, bootstrap, level, plan_flops, no_train)
+    trunks: list[PlannedRun] = field(default_factory=list)
     states: list = field(default_factory=list)
 
     @classmethod
@@ -50,14 +51,17 @@ class Study:
         ladder = load_ladder(args.ladder, ladder_over)
         ladder["overrides"] = [*ladder["overrides"], *train_over]
         try:
-            runs = plan(ladder)
+            planned = plan(ladder)
         except ConfigError as err:
             raise ConfigError(f"ladder {args.ladder!r}: {err}") from None
         runs_dir = Path(size_config(ladder, ladder["sizes"][0])["paths"]["runs_dir"])
         out_dir = Path(args.output) if args.output else Path("studies") / ladder["group"]
         if out_dir.exists() and not out_dir.is_dir():
             raise ConfigError(f"-o {str(out_dir)!r} is a file; expected a folder for the study")
-        return cls(Path(args.ladder).stem, ladder, runs, runs_dir / ladder["group"], out_dir, launcher, args)
+        # a branched ladder's trunks are launched (their launch trains the branches) but the study counts budgets
+        runs = [r for r in planned if r.role != "trunk"]
+        trunks = [r for r in planned if r.role == "trunk"]
+        return cls(Path(args.ladder).stem, ladder, runs, runs_dir / ladder["group"], out_dir, launcher, args, trunks)
 
     def run_dirs(self) -> dict[str, Path]:
         return {r.name: self.run_root / r.name for r in self.runs}
@@ -70,7 +74,8 @@ class Study:
             return
         cluster = next((o.split("=", 1)[1] for o in self.launcher if o.startswith("cluster=")), "local")
         jobs = len(self.ladder["sizes"]) if cluster in CONCURRENT_CLUSTERS else self.options.jobs
-        self.states = launch(self.ladder, self.runs, self.run_dirs(), self.launcher, self.out_dir / "logs", jobs, out)
+        self.states = launch(self.ladder, self.runs, self.run_dirs(), self.launcher, self.out_dir / "logs", jobs, out,
+                             self.trunks)
 
     def analyse(self) -> dict:
         """Collect, fit with the largest size held out, plan, and write the report; what it found."""

@@ -67,6 +67,19 @@ def test_a_study_trains_fits_predicts_the_held_out_size_reports_and_a_relaunch_t
 
 
 @pytest.mark.slow
+def test_a_branched_study_launches_the_trunks_and_tracks_every_budget(tmp_path, data_root):
+    out = study(tmp_path, data_root, "chinchilla_multiples=[0.006]", "branches=[0.5]")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(re.findall(r"^\[\d/8\] (14k|25k) .*: loss [\d.]+", out.stdout, re.M)) == 8  # budgets, not trunks
+    table = read_table(tmp_path / "study" / "study.parquet")
+    assert len(table) == 8 and set(table["status"]) == {"completed"}
+    assert table.groupby("model.size")["tokens"].nunique().tolist() == [2, 2]   # each trunk's two budgets
+    trunks = list((tmp_path / "runs" / "study-tiny" / ".trunks").iterdir())
+    assert len(trunks) == 4   # one per size and seed, each serving both budgets
+    assert set(table["branch_of"].dropna()) == {t.name for t in trunks}
+
+
+@pytest.mark.slow
 def test_a_failed_size_is_reported_and_the_study_says_why_it_cannot_fit(tmp_path, data_root):
     # the learning-rate rule gives 14k 0.03 and 25k an lr so large that its loss is not finite
     diverge = ["rules.lr.ref_n=113000", "rules.lr.coef=0.03", "rules.lr.exponent=600", "seeds=[0]"]
