@@ -39,6 +39,17 @@ SIZE, SEQ, BATCH, THREADS = "3.1m", 256, 16, 2
 E2E_SEQ, E2E_BATCH, E2E_VAL_TOKENS = 128, 16, 32768  # lmlab-train's defaults
 
 
+def plain_step(model, opt, sched, batch: torch.Tensor) -> float:
+    """One optimizer step as lmlab's module takes it: loss, backward, clipping, AdamW, schedule."""
+    _, loss = model(batch[:, :-1], batch[:, 1:])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def plain_loop(data_dir: Path, steps: int, warmup: int) -> float:
     """The baseline: the same GPT, AdamW groups, schedule, clipping and batches, no framework."""
     from lmlab.data.datamodule import RandomWindows, ShardWindows
@@ -53,14 +64,7 @@ def plain_loop(data_dir: Path, steps: int, warmup: int) -> float:
     for step in range(steps + warmup):
         if step == warmup:
             start = time.perf_counter()
-        batch = next(batches)
-        _, loss = model(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        loss.item()
+        plain_step(model, opt, sched, next(batches))
     return steps * BATCH * SEQ / (time.perf_counter() - start)
 
 
@@ -120,13 +124,7 @@ def plain_script(data_dir: Path, size: str, steps: int, milestones: list[int], o
     offsets = torch.arange(E2E_SEQ + 1)
     for step in range(1, steps + 1):
         starts = torch.randint(len(train) - E2E_SEQ - 1, (E2E_BATCH,))
-        batch = train[starts[:, None] + offsets]
-        _, loss = model(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        plain_step(model, opt, sched, train[starts[:, None] + offsets])
         if step in milestones:
             with torch.no_grad():
                 model.eval()

@@ -15,8 +15,7 @@ from pathlib import Path
 from lmlab.eval.config import task_config
 from lmlab.eval.evaluate import build_tasks, evaluate_model
 from lmlab.eval.tasks import corpus_eot_id, corpus_tokenizer
-from lmlab.io import append_jsonl, read_jsonl, write_jsonl
-from lmlab.train.callbacks import OnStep
+from lmlab.train.callbacks import MilestoneCurve
 
 log = logging.getLogger("lmlab.eval")
 
@@ -35,34 +34,19 @@ def in_loop_task_configs(eval_cfg: dict) -> list[dict]:
     return cfgs
 
 
-class InLoopEval(OnStep):
+class InLoopEval(MilestoneCurve):
     """Scores the tasks of `eval_cfg` (the `eval` section: tasks, n_examples, batch_size) at the given
     steps. Tasks are built from the held-out split of the run's corpus `data_dir`, whose tokenizer the
     model is trained with."""
 
     def __init__(self, record_dir: str | Path, data_dir: str | Path, eval_cfg: dict, milestones: list[int],
                  tokens_per_step: int):
-        super().__init__()
-        self.path = Path(record_dir) / EVAL_CURVE
+        super().__init__(record_dir, EVAL_CURVE, milestones, tokens_per_step)
         self.data_dir, self.cfg = Path(data_dir), eval_cfg
-        self.milestones, self.tokens_per_step = set(milestones), tokens_per_step
         self.tasks = build_tasks(in_loop_task_configs(eval_cfg), self.data_dir)  # bad task configs fail before training
         self.tok = corpus_tokenizer(self.data_dir)
         self.eot_id = corpus_eot_id(self.data_dir, self.tok)
 
-    def on_train_start(self, trainer, module) -> None:
-        self.seen_step = trainer.global_step
-        if trainer.is_global_zero:
-            rows = read_jsonl(self.path)
-            if any(r["step"] > trainer.global_step for r in rows):
-                write_jsonl(self.path, [r for r in rows if r["step"] <= trainer.global_step])
-
-    def on_step(self, trainer, module) -> None:
-        if trainer.global_step in self.milestones and trainer.is_global_zero:
-            with trainer.precision_plugin.forward_context():
-                results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"],
-                                         self.eot_id)
-            step = trainer.global_step
-            for name, r in results.items():
-                append_jsonl(self.path, {"step": step, "tokens": step * self.tokens_per_step, "task": name,
-                                         **{k: r[k] for k in ROW_KEYS}})
+    def rows(self, module) -> list[dict]:
+        results = evaluate_model(module.model, self.tok, self.tasks, HOLDOUT, self.cfg["batch_size"], self.eot_id)
+        return [{"task": name, **{k: r[k] for k in ROW_KEYS}} for name, r in results.items()]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
 
-from lmlab.io import atomic_path
+from lmlab.io import append_jsonl, atomic_path, read_jsonl, write_jsonl
 from lmlab.runs.record import RunRecord
 from lmlab.runspec import RunSpec
 from lmlab.train.module import NonFiniteLoss
@@ -43,6 +44,34 @@ class OnStep(L.Callback):
             self.on_step(trainer, module)
 
     def on_step(self, trainer, module) -> None:
+        raise NotImplementedError
+
+
+class MilestoneCurve(OnStep):
+    """Appends rows to `<run dir>/<name>` at the validation milestones, from rank zero. A resumed run
+    first drops the rows after its checkpoint, as the metrics file does. Subclasses give rows(module)."""
+
+    def __init__(self, record_dir, name: str, milestones: list[int], tokens_per_step: int):
+        super().__init__()
+        self.path = Path(record_dir) / name
+        self.milestones, self.tokens_per_step = set(milestones), tokens_per_step
+
+    def on_train_start(self, trainer, module) -> None:
+        self.seen_step = trainer.global_step
+        if trainer.is_global_zero:
+            rows = read_jsonl(self.path)
+            if any(r["step"] > trainer.global_step for r in rows):
+                write_jsonl(self.path, [r for r in rows if r["step"] <= trainer.global_step])
+
+    def on_step(self, trainer, module) -> None:
+        if trainer.global_step in self.milestones and trainer.is_global_zero:
+            with trainer.precision_plugin.forward_context():
+                rows = self.rows(module)
+            step = trainer.global_step
+            for row in rows:
+                append_jsonl(self.path, {"step": step, "tokens": step * self.tokens_per_step, **row})
+
+    def rows(self, module) -> list[dict]:
         raise NotImplementedError
 
 
