@@ -191,8 +191,8 @@ class Run:
         module = LanguageModel(self.spec.gpt, c["optim"], schedule, schedule_steps, c["trainer"]["compile"])
         t = c["trainer"]
         metrics = StepMetrics(rec, t["log_every_steps"], self.spec, None, log_lines=not show_progress_bar(c))
-        val = ValidationMilestones(rec, val_milestones(self.plan.steps, t["val_milestones"]), self._val_batches,
-                                   self.spec)
+        milestones = val_milestones(self.plan.steps, t["val_milestones"])  # in-loop tasks and audits run there too
+        val = ValidationMilestones(rec, milestones, self._val_batches, self.spec)
         preemption = self._preemption_callback()
         # A search trial reports its validation losses and may be pruned (after `val`, whose losses it reads).
         self.pruning = trial_pruning(c, val, self.plan.steps, self.plan.tokens_per_step * self.spec.flops_per_token,
@@ -200,11 +200,12 @@ class Run:
         self.early = (EarlyStopping(lambda: val.last, t["early_stopping_patience"], t["early_stopping_min_delta"])
                       if t["early_stopping_patience"] else None)
         self.forecast = live_forecast(c, self.spec, rec, lambda: val.last)  # shown once meaningful; may stop the run
-        in_loop = (InLoopEval(rec.dir, self.data_dir, c["eval"], val_milestones(self.plan.steps, t["val_milestones"]),
+        in_loop = (InLoopEval(rec.dir, self.data_dir, c["eval"], milestones,
                               self.plan.tokens_per_step) if c["eval"]["tasks"] else None)
-        audit = (BiasAuditCurve(rec.dir, self.data_dir, c["audit"], val_milestones(self.plan.steps, t["val_milestones"]),
+        audit = (BiasAuditCurve(rec.dir, self.data_dir, c["audit"], milestones,
                                 self.plan.tokens_per_step, t["strategy"]) if c["audit"]["every_val"] else None)
-        extra = [cb for cb in (self.pruning, self.early, self.forecast, in_loop, audit, *self._branch_callbacks()) if cb is not None]
+        extra = [cb for cb in (self.pruning, self.early, self.forecast, in_loop, audit, *self._branch_callbacks())
+                 if cb is not None]
         trainer = self.trainer([metrics, val, PeriodicCheckpoint(rec, t["ckpt_every_steps"], self.plan.tokens_per_step),
                                 preemption, *extra], training_strategy(t, module.model))
         metrics.peak_flops = peak_flops(trainer.strategy.root_device, t["precision"], t["peak_flops"])
