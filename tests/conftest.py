@@ -18,6 +18,7 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core:
 CONF = REPO / "conf"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook reads the groups into node ids
 def pytest_collection_modifyitems(items):
     """Under `pytest -n K --dist loadgroup`, a file's tests share one worker (its module fixtures are
     built once) and all SLURM tests share one worker (they queue on the one local node)."""
