@@ -12,7 +12,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dirs", nargs="+", help="run directories, or directories holding them (searched recursively)")
+    parser.add_argument("dirs", nargs="+", help="run directories, directories holding them (searched recursively), "
+                                                "or a predictions.csv that -o wrote")
     parser.add_argument("-o", "--output", help="a folder for predictions.csv and the figure predictions.png")
     parser.add_argument("--json", action="store_true", help="print the table and the calibration as JSON")
 

@@ -61,12 +61,51 @@ def prediction_row(run_dir: Path) -> dict:
 
 
 def load_predictions(paths):
-    """The predictions table (one row per run found at or under `paths`; COLUMNS) as a DataFrame."""
+    """The predictions table (COLUMNS) as a DataFrame: one row per run found at or under `paths`, and the
+    rows of each saved table a path names (a .csv or .parquet file, as `lmlab predictions -o` writes)."""
     import pandas as pd
 
     from lmlab.runs.collect import find_run_dirs
 
-    return pd.DataFrame([prediction_row(d) for d in find_run_dirs(paths)], columns=COLUMNS)
+    tables = [_saved_table(Path(p)) for p in paths if Path(p).is_file()]
+    dirs = [p for p in paths if not Path(p).is_file()]
+    if dirs or not tables:
+        tables.append(pd.DataFrame([prediction_row(d) for d in find_run_dirs(dirs)], columns=COLUMNS))
+    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+
+
+def _saved_table(path: Path):
+    from lmlab.errors import DataError
+    from lmlab.io import read_table
+
+    table = read_table(path)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"predictions table {str(path)!r} lacks column(s) {', '.join(missing)}; "
+                        f"expected a table written by `lmlab predictions -o`")
+    return table[COLUMNS]
+
+
+def study_predictions(study_dir):
+    """A study's held-out runs as predictions-table rows (COLUMNS), all scored: fit.json's holdout points
+    (what the fit made without them predicted, at the holdout's level, and the loss each reached)."""
+    import hashlib
+
+    import pandas as pd
+
+    from lmlab.analysis.fitjson import load_fit_doc
+    from lmlab.errors import DataError
+
+    path = Path(study_dir) / "fit.json"
+    doc = load_fit_doc(path)
+    holdout = doc.get("holdout") or {}
+    if not holdout.get("points"):
+        raise DataError(f"fit file {str(path)!r} has no held-out points; expected a study's fit (`lmlab study`)")
+    common = {"state": SCORED, "status": "completed", "level": holdout["summary"]["level"], "law": doc["law"],
+              "fit": str(path), "fit_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "study": str(study_dir)}
+    rows = [{**common, "run_id": p["label"], "predicted": p["predicted"], "lo": p["lo"], "hi": p["hi"],
+             "actual": p["actual"], **score({"loss": p["predicted"], "lo": p["lo"], "hi": p["hi"]}, p["actual"])} for p in holdout["points"]]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def calibration(table):

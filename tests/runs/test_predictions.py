@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import yaml
 from scipy.stats import beta
 
 from lmlab.cli import main
-from lmlab.runs.predictions import SCORED, UNSCORED, calibration, load_predictions
+from lmlab.runs.predictions import SCORED, UNSCORED, calibration, load_predictions, study_predictions
 from lmlab.runs.record import RunRecord
 from tests.conftest import compose, run_cli
 
@@ -109,6 +110,44 @@ def test_no_prediction_at_all_or_no_runs_is_one_error_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("lmlab predictions: error:") and words in err[0]
+
+
+def test_a_saved_table_reads_back_as_the_runs_it_was_made_from(records, tmp_path, capsys):
+    assert main(["predictions", str(records), "-o", str(tmp_path / "report")]) == 0
+    from_runs = capsys.readouterr().out
+    saved = tmp_path / "report" / "predictions.csv"
+    table, again = load_predictions([records]), load_predictions([saved])
+    cols = ["run_id", "state", "predicted", "lo", "hi", "level", "actual", "error_pct"]
+    pd.testing.assert_frame_equal(again[cols], table[cols], check_dtype=False)
+    pd.testing.assert_frame_equal(calibration(again), calibration(table))
+    assert len(load_predictions([saved, records])) == 2 * len(table)
+    assert main(["predictions", str(saved)]) == 0
+    assert capsys.readouterr().out.splitlines() == from_runs.splitlines()[:-3]   # less its "wrote" lines
+
+    table.drop(columns=["lo"]).to_csv(tmp_path / "damaged.csv", index=False)
+    assert main(["predictions", str(tmp_path / "damaged.csv")]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "damaged.csv" in err and "lacks column(s) lo;" in err
+
+
+def test_a_study_s_held_out_runs_are_scored_predictions_at_the_holdout_level(tmp_path):
+    from lmlab.errors import DataError
+    from lmlab.io import read_json, write_json
+
+    study = Path(__file__).resolve().parents[1] / "study" / "fixture_study"
+    doc = read_json(study / "fit.json")
+    rows = study_predictions(study).set_index("run_id")
+    assert list(rows.index) == [p["label"] for p in doc["holdout"]["points"]]
+    for p in doc["holdout"]["points"]:
+        row = rows.loc[p["label"]]
+        assert (row["predicted"], row["lo"], row["hi"], row["actual"]) == (p["predicted"], p["lo"], p["hi"], p["actual"])
+        assert row["inside"] == (p["lo"] <= p["actual"] <= p["hi"]) and row["state"] == SCORED
+        assert row["error_pct"] == pytest.approx(100 * p["rel_error"])
+        assert row["level"] == doc["holdout"]["summary"]["level"]
+    assert calibration(study_predictions(study))["n"].sum() == len(doc["holdout"]["points"])
+    write_json(tmp_path / "fit.json", {k: v for k, v in doc.items() if k != "holdout"})
+    with pytest.raises(DataError, match="has no held-out points"):
+        study_predictions(tmp_path)
 
 
 def test_the_prediction_never_changes_the_run_id(tmp_path):
