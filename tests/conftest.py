@@ -18,6 +18,11 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core:
 CONF = REPO / "conf"
 
 
+def pytest_configure(config):
+    # registered here too, so that the marks added below are known when a run disables xdist (-p no:xdist)
+    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker hook reads the groups into node ids
 def pytest_collection_modifyitems(items):
     """Under `pytest -n K --dist loadgroup`, a file's tests share one worker (its module fixtures are
