@@ -46,17 +46,24 @@ def png_bytes(fig) -> bytes:
 
 
 def readable_log_ticks(fig) -> None:
-    """Plain-number tick labels on every log axis of fig spanning under a decade. There matplotlib has
-    at most one major tick and labels the minor ones as 3x10^0 (crowded, or none at all); a few plain
-    numbers (3, 3.5, 4) read at once. Called by save_figure and png_bytes, after plotting."""
-    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+    """Readable tick labels on every log axis of fig spanning under two decades. Under one decade
+    matplotlib has at most one major tick and labels the minor ones as 3x10^0 (crowded, or none at all);
+    a few plain numbers (3, 3.5, 4) read at once. Between one and two decades it labels minor ticks too,
+    and they overlap (2x10^4 3x10^4 4x10^4): 1, 2 and 5 times each power of ten, in SI units (20k, 50k,
+    100k), read at once. Called by save_figure and png_bytes, after plotting."""
+    from matplotlib.ticker import EngFormatter, FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
     for ax in fig.axes:
         for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-            if axis.get_scale() != "log" or not 0 < min(lo, hi) or max(lo, hi) / min(lo, hi) >= 10:
+            span = max(lo, hi) / min(lo, hi) if axis.get_scale() == "log" and 0 < min(lo, hi) else None
+            if span is None or span >= 100:
                 continue
-            axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
-            axis.set_major_formatter(FormatStrFormatter("%g"))
+            if span < 10:
+                axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+                axis.set_major_formatter(FormatStrFormatter("%g"))
+            else:
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(EngFormatter(sep=""))
             axis.set_minor_formatter(NullFormatter())
 
 

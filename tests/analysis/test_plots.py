@@ -59,6 +59,27 @@ def test_isoflop_allocation_curves_and_compute_figures(ladder, tmp_path):
     _check_written(plots.save_figure(fig, tmp_path, "loss_vs_compute"))
 
 
+def test_log_axes_over_one_decade_but_under_two_label_1_2_5_in_si_units_without_overlap():
+    """An IsoFLOP plot's N axis from 25k to 220k: matplotlib would label its minor ticks (2x10^4 3x10^4 ...,
+    overlapping); lmlab labels 20k, 50k, 100k, 200k."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig, ax = plots._subplots()
+    ax.plot([2.5e4, 5.5e4, 1e5, 2.2e5], [3.9, 3.85, 3.87, 3.95], "o")
+    ax.set_xscale("log")
+    plots.png_bytes(fig)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    xmin, xmax = ax.get_xlim()
+    shown = [t for t in ax.xaxis.get_majorticklabels() + ax.xaxis.get_minorticklabels()
+             if t.get_text() and xmin <= t.get_position()[0] <= xmax]
+    expected = [label for value, label in ((2e4, "20k"), (5e4, "50k"), (1e5, "100k"), (2e5, "200k"))
+                if xmin <= value <= xmax]
+    assert [t.get_text() for t in shown] == expected
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
+
+
 @pytest.mark.parametrize("lo, hi", [(3.1, 4.6), (2.05, 9.7), (5.2, 5.5)])
 def test_log_axes_under_a_decade_get_a_few_plain_readable_tick_labels(lo, hi):
     """A loss axis spanning under a decade has no labelled power of ten: its labels are plain numbers,
