@@ -2,7 +2,7 @@
 
 Trains the ladder's runs (skipping completed ones, resuming interrupted ones), collects them, fits
 the law with the largest size held out and predicts it, plans a run at a larger budget, and writes
-the study folder (default studies/<ladder group>/): study.parquet (+ study.curves.parquet), fit.json,
+the study folder (default studies/<ladder name>/): study.parquet (+ study.curves.parquet), fit.json,
 planned.yaml, report.md and figures/. Overrides are ladder keys (sizes=[14k,25k]), the cluster
 (cluster=slurm, cluster=local_parallel) and hydra.* launcher settings, or training overrides given
 to every run (trainer.threads=1).
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ladder", help="a ladder: conf/ladder/NAME.yaml by name, or a path")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="ladder keys, cluster=..., hydra.launcher.*=..., or training overrides for every run")
-    parser.add_argument("-o", "--output", metavar="DIR", help="the study folder (default studies/<ladder group>)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="the study folder (default studies/<ladder name>)")
     parser.add_argument("--law", default="chinchilla", choices=LAW_NAMES, metavar="LAW",
                         help="the law to fit (default chinchilla; kaplan_c for a study of few runs; see lmlab fit)")
     parser.add_argument("--n-col", default="n_params_nonembedding",

@@ -55,7 +55,8 @@ class Study:
         except ConfigError as err:
             raise ConfigError(f"ladder {args.ladder!r}: {err}") from None
         runs_dir = Path(size_config(ladder, ladder["sizes"][0])["paths"]["runs_dir"])
-        out_dir = Path(args.output) if args.output else Path("studies") / ladder["group"]
+        # named after the ladder, not its group: ladders may share a group (and its runs), never a folder
+        out_dir = Path(args.output) if args.output else Path("studies") / Path(args.ladder).stem
         if out_dir.exists() and not out_dir.is_dir():
             raise ConfigError(f"-o {str(out_dir)!r} is a file; expected a folder for the study")
         # a branched ladder's trunks are launched (their launch trains the branches) but the study counts budgets

@@ -19,11 +19,13 @@ HELDOUT = re.compile(r"^held-out (\S+): predicted ([\d.]+) \[([\d.]+), ([\d.]+)\
                      re.M)
 
 
-def study(tmp_path: Path, data_root: Path, *overrides: str):
-    """`lmlab study LADDER OVERRIDES -o DIR` with a fast fit, its runs under tmp_path/runs."""
+def study(tmp_path: Path, data_root: Path, *overrides: str, folder: bool = True):
+    """`lmlab study LADDER OVERRIDES -o DIR` with a fast fit, its runs under tmp_path/runs (without -o: run
+    in tmp_path, where the study folder goes by default)."""
     env = {"LMLAB_RUNS_DIR": str(tmp_path / "runs"), "LMLAB_DATA_DIR": str(data_root)}
-    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), *overrides, "-o", str(tmp_path / "study"), *FAST_FIT],
-                   env=env, timeout=1800)
+    output = ["-o", str(tmp_path / "study")] if folder else []
+    return run_cli(["-m", "lmlab.cli", "study", str(LADDER), *overrides, *output, *FAST_FIT],
+                   env=env, timeout=1800, cwd=tmp_path)
 
 
 def results(runs_dir: Path) -> dict[str, float]:
@@ -58,8 +60,9 @@ def test_a_study_trains_fits_predicts_the_held_out_size_reports_and_a_relaunch_t
     assert f"written to {folder}" in out.stdout
 
     before = results(tmp_path / "runs")
-    again = study(tmp_path, data_root)
+    again = study(tmp_path, data_root, folder=False)   # the default folder: studies/<ladder name>
     assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "studies" / "tiny_ladder" / "report.md").is_file()
     assert "8 of 8 runs already completed: not retrained" in again.stdout
     assert not re.search(r"^\[\d/8\]", again.stdout, re.M) and "training" not in again.stdout
     assert results(tmp_path / "runs") == before
