@@ -47,5 +47,5 @@ def test_a_non_editable_install_runs_from_another_directory(tmp_path):
 
     assert run("-c", "import lmlab; print(lmlab.__file__)").strip() == str(target / "lmlab" / "__init__.py")
     assert yaml.safe_load(run("-m", "lmlab.train", "--cfg", "job", "model.size=14k"))["model"]["size"] == "14k"
-    assert "lmlab-train -m run.group=ladder-cpu-grid" in run("-m", "lmlab.cli", "ladder", "plan", "cpu_grid")
+    assert "lmlab-train -m run.group=quickstart" in run("-m", "lmlab.cli", "ladder", "plan", "cpu_grid")
     assert "srun" in run("-m", "lmlab.cli", "launch", "render", "--nodes", "2", "model.size=14k")
