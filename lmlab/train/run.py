@@ -234,6 +234,10 @@ class Run:
         except OSError:
             raise
         except Exception as err:
+            if preemption.stopped_by and trainer.world_size > 1:  # handed over; a peer has left, a collective failed
+                log.warning("after the %s hand-over: %s: %s; exiting for the requeue", preemption.stopped_by,
+                            type(err).__name__, err)
+                raise SystemExit(0) from err   # not a failure: the checkpoint is saved and the job requeued
             self._finish(trainer, "failed", f"{type(err).__name__}: {err}", None, module)
             raise
         if preemption.stopped_by:  # checkpointed and marked preempted; a relaunch resumes it

@@ -102,11 +102,11 @@ def test_ladder_keys_can_be_overridden_from_the_command_line(capsys):
 
 
 def test_plan_prints_runs_totals_and_time_from_a_measured_speed(capsys):
-    assert main(["ladder", "plan", "cpu_grid", "--flops-per-s", "1e10"]) == 0
+    assert main(["ladder", "plan", "cpu_grid", "--flops-per-s", "1e9"]) == 0
     out = capsys.readouterr().out
     total = sum(r.compute for r in plan(load_ladder("cpu_grid")))
     assert f"total compute {total:.3g} FLOPs" in out
-    assert f"estimated {total / 1e10 / 3600:.1f}h" in out
+    assert f"estimated {total / 1e9 / 3600:.1f}h" in out
     assert out.count("lmlab-train -m") == len(load_ladder("cpu_grid")["sizes"])   # one sweep per size
 
 
