@@ -103,8 +103,11 @@ def study_predictions(study_dir):
         raise DataError(f"fit file {str(path)!r} has no held-out points; expected a study's fit (`lmlab study`)")
     common = {"state": SCORED, "status": "completed", "level": holdout["summary"]["level"], "law": doc["law"],
               "fit": str(path), "fit_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "study": str(study_dir)}
-    rows = [{**common, "run_id": p["label"], "predicted": p["predicted"], "lo": p["lo"], "hi": p["hi"],
-             "actual": p["actual"], **score({"loss": p["predicted"], "lo": p["lo"], "hi": p["hi"]}, p["actual"])} for p in holdout["points"]]
+    rows = []
+    for p in holdout["points"]:
+        prediction = {"loss": p["predicted"], "lo": p["lo"], "hi": p["hi"]}
+        rows.append({**common, "run_id": p["label"], "predicted": p["predicted"], "lo": p["lo"], "hi": p["hi"],
+                     "actual": p["actual"], **score(prediction, p["actual"])})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
